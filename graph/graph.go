@@ -1,0 +1,371 @@
+// Package graph defines the records Switchyard keeps — tenants, devices,
+// junctions and plugin instances — and the Store interface every backend
+// implements (graph/embedded on bbolt, graph/dgraph on Dgraph).
+//
+// The store is the source of truth, never the hot path: the runtime loads an
+// in-memory view at start and writes through the store on every change. A
+// device handshake or a relayed message never waits on the store.
+//
+// Every record belongs to exactly one tenant, and every call that reads or
+// writes one is scoped to that tenant through Store.Tenant. A backend must
+// never let a scope see another tenant's records.
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// DefaultTenant is the tenant a single-user install works in. The runtime
+// creates it at start when it does not exist.
+const DefaultTenant = "default"
+
+// Errors every backend returns (wrapped with context) so callers can map them
+// to API codes with errors.Is.
+var (
+	// ErrNotFound: the tenant or record does not exist (in this scope).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a record with that id (or a unique field) already exists.
+	ErrConflict = errors.New("already exists")
+	// ErrTenantNotFound: a scoped call named a tenant that does not exist.
+	// It matches ErrNotFound too, so callers that do not care can test for that.
+	ErrTenantNotFound = fmt.Errorf("tenant %w", ErrNotFound)
+	// ErrUnavailable: the backend cannot be reached; the caller may retry.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// InvalidError reports a record field that fails validation.
+type InvalidError struct {
+	Field   string // JSON name of the field, e.g. "id" or "targets[0].device"
+	Message string
+}
+
+func (e *InvalidError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Message) }
+
+// Invalid returns an *InvalidError for field.
+func Invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// ValidID checks an identifier of a tenant or record: 1–63 characters of
+// lower-case letters, digits, '-', '_' and '.', starting with a letter or digit.
+// Identifiers appear in URLs, subjects and metric labels, hence the narrow set.
+func ValidID(field, id string) error {
+	if id == "" {
+		return Invalid(field, "is required")
+	}
+	if !idPattern.MatchString(id) {
+		return Invalid(field, "%q must be 1-63 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit", id)
+	}
+	return nil
+}
+
+// Meta is what every record carries. The store sets Tenant, CreatedAt and
+// UpdatedAt; the caller sets ID.
+type Meta struct {
+	Tenant    string    `json:"tenant"`
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// RecordMeta gives a backend access to the common fields of any record.
+func (m *Meta) RecordMeta() *Meta { return m }
+
+// Record is implemented by pointers to every tenant-scoped record type.
+type Record interface {
+	RecordMeta() *Meta
+	Validate() error
+}
+
+// Tenant is an isolated namespace of devices, junctions and plugin instances.
+type Tenant struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Validate checks the tenant's fields.
+func (t *Tenant) Validate() error { return ValidID("id", t.ID) }
+
+// Device is one device that may connect to the gateway.
+type Device struct {
+	Meta
+	Name   string            `json:"name,omitempty"`
+	Model  string            `json:"model,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// TokenHash is the SHA-256 of the device's bearer token. The token itself
+	// is shown once, when the device is created or its token rotated.
+	TokenHash []byte `json:"token_hash"`
+	// Revoked devices are refused at the handshake and disconnected.
+	Revoked bool `json:"revoked"`
+	// Firmware is the version the device reported in its last hello.
+	Firmware string `json:"firmware,omitempty"`
+	// LastSeen is the last time the device was heard from (batched writes).
+	LastSeen time.Time `json:"last_seen,omitzero"`
+}
+
+// Validate checks the device's fields.
+func (d *Device) Validate() error {
+	if err := ValidID("id", d.ID); err != nil {
+		return err
+	}
+	if len(d.TokenHash) != 32 {
+		return Invalid("token_hash", "must be a SHA-256 digest (32 bytes)")
+	}
+	return validLabels("labels", d.Labels)
+}
+
+func validLabels(field string, labels map[string]string) error {
+	for k, v := range labels {
+		if err := ValidID(field+"."+k, k); err != nil {
+			return Invalid(field, "key %q: must be 1-63 characters of a-z, 0-9, '-', '_' or '.'", k)
+		}
+		if len(v) > 256 {
+			return Invalid(field+"."+k, "value is longer than 256 bytes")
+		}
+	}
+	return nil
+}
+
+// Junction routes the messages whose subject matches Source through a chain
+// of transforms to a set of targets.
+type Junction struct {
+	Meta
+	Name    string `json:"name,omitempty"`
+	Enabled bool   `json:"enabled"`
+	// Source is a subject pattern: tokens separated by '.', where '*' matches
+	// one token and a final '>' matches one or more (e.g. "device.*.temp").
+	Source string `json:"source"`
+	// Transforms are plugin instance ids, applied in order.
+	Transforms []string `json:"transforms,omitempty"`
+	Targets    []Target `json:"targets"`
+}
+
+// Target is one destination of a junction: exactly one of Device, Selector
+// or Broker is set.
+type Target struct {
+	Device   string            `json:"device,omitempty"`
+	Selector map[string]string `json:"selector,omitempty"`
+	Broker   string            `json:"broker,omitempty"`
+}
+
+// Validate checks the junction's fields.
+func (j *Junction) Validate() error {
+	if err := ValidID("id", j.ID); err != nil {
+		return err
+	}
+	if err := ValidSubjectPattern(j.Source); err != nil {
+		return Invalid("source", "%v", err)
+	}
+	for i, t := range j.Transforms {
+		if err := ValidID(fmt.Sprintf("transforms[%d]", i), t); err != nil {
+			return err
+		}
+	}
+	if len(j.Targets) == 0 {
+		return Invalid("targets", "at least one target is required")
+	}
+	for i, t := range j.Targets {
+		field := fmt.Sprintf("targets[%d]", i)
+		set := 0
+		if t.Device != "" {
+			set++
+			if err := ValidID(field+".device", t.Device); err != nil {
+				return err
+			}
+		}
+		if t.Selector != nil {
+			set++
+			if len(t.Selector) == 0 {
+				return Invalid(field+".selector", "must name at least one label")
+			}
+			if err := validLabels(field+".selector", t.Selector); err != nil {
+				return err
+			}
+		}
+		if t.Broker != "" {
+			set++
+			if err := ValidID(field+".broker", t.Broker); err != nil {
+				return err
+			}
+		}
+		if set != 1 {
+			return Invalid(field, "exactly one of device, selector or broker must be set")
+		}
+	}
+	return nil
+}
+
+// PluginInstance is one configured instance of a plugin in a tenant.
+type PluginInstance struct {
+	Meta
+	// Use names the plugin as kind.name, e.g. "collectors.mqtt".
+	Use string `json:"use"`
+	// Runtime is "builtin", "process" or "wasm".
+	Runtime string `json:"runtime"`
+	// Module is the sha256 (hex) of the WASM module or process binary.
+	Module string `json:"module,omitempty"`
+	// Config is the instance's configuration as a JSON object.
+	Config json.RawMessage `json:"config,omitempty"`
+}
+
+var usePattern = regexp.MustCompile(`^(collectors|transforms|brokers)\.[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Validate checks the instance's fields.
+func (p *PluginInstance) Validate() error {
+	if err := ValidID("id", p.ID); err != nil {
+		return err
+	}
+	if !usePattern.MatchString(p.Use) {
+		return Invalid("use", "%q must be kind.name with kind collectors, transforms or brokers", p.Use)
+	}
+	switch p.Runtime {
+	case "builtin", "process", "wasm":
+	default:
+		return Invalid("runtime", "%q must be builtin, process or wasm", p.Runtime)
+	}
+	if len(p.Config) > 0 {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(p.Config, &obj); err != nil || obj == nil {
+			return Invalid("config", "must be a JSON object")
+		}
+	}
+	return nil
+}
+
+// ValidSubjectPattern checks a subject pattern (see Junction.Source).
+func ValidSubjectPattern(p string) error {
+	if p == "" {
+		return errors.New("is required")
+	}
+	tokens := splitSubject(p)
+	for i, tok := range tokens {
+		switch {
+		case tok == "":
+			return fmt.Errorf("%q has an empty token", p)
+		case tok == ">" && i != len(tokens)-1:
+			return fmt.Errorf("%q: '>' may only be the last token", p)
+		}
+	}
+	return nil
+}
+
+// ValidSubject checks a concrete subject: tokens separated by '.', none empty
+// and none a wildcard.
+func ValidSubject(s string) error {
+	if err := ValidSubjectPattern(s); err != nil {
+		return err
+	}
+	for _, tok := range splitSubject(s) {
+		if tok == "*" || tok == ">" {
+			return fmt.Errorf("%q: wildcards are only allowed in patterns", s)
+		}
+	}
+	return nil
+}
+
+// MatchSubject reports whether subject matches pattern (see Junction.Source).
+func MatchSubject(pattern, subject string) bool {
+	for {
+		pt, prest, pmore := cutToken(pattern)
+		st, srest, smore := cutToken(subject)
+		switch {
+		case pt == ">":
+			return st != ""
+		case pt != "*" && pt != st:
+			return false
+		case !pmore || !smore:
+			return pmore == smore
+		}
+		pattern, subject = prest, srest
+	}
+}
+
+func cutToken(s string) (tok, rest string, more bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+func splitSubject(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+// Seen is a batched last-seen update for one device.
+type Seen struct {
+	Tenant   string
+	Device   string
+	At       time.Time
+	Firmware string // empty: unchanged
+}
+
+// Collection is the create/get/list/update/delete set of one record type in
+// one tenant. T is Device, Junction or PluginInstance.
+type Collection[T any] interface {
+	// Create stores a new record; ErrConflict if the id is taken.
+	Create(ctx context.Context, rec T) (T, error)
+	// Get returns the record with id; ErrNotFound if there is none.
+	Get(ctx context.Context, id string) (T, error)
+	// List returns all records, ordered by id.
+	List(ctx context.Context) ([]T, error)
+	// Update replaces the record with rec.ID (CreatedAt is kept);
+	// ErrNotFound if there is none.
+	Update(ctx context.Context, rec T) (T, error)
+	// Delete removes the record with id; ErrNotFound if there is none.
+	Delete(ctx context.Context, id string) error
+}
+
+// Scope is one tenant's view of the store. Calls on a scope whose tenant does
+// not exist return ErrTenantNotFound.
+type Scope interface {
+	Devices() Collection[Device]
+	Junctions() Collection[Junction]
+	Plugins() Collection[PluginInstance]
+}
+
+// Store is a graph backend.
+type Store interface {
+	CreateTenant(ctx context.Context, t Tenant) (Tenant, error)
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	UpdateTenant(ctx context.Context, t Tenant) (Tenant, error)
+	// DeleteTenant removes the tenant and every record in it.
+	DeleteTenant(ctx context.Context, id string) error
+
+	// Tenant returns the scope of one tenant; it does not check that the
+	// tenant exists (its calls do).
+	Tenant(id string) Scope
+
+	// RecordSeen applies a batch of last-seen updates in one write. Updates
+	// for devices that no longer exist are skipped.
+	RecordSeen(ctx context.Context, batch []Seen) error
+
+	// GetSetting and PutSetting keep operator-level values outside every
+	// tenant (e.g. the hash of the operator API key). GetSetting returns
+	// ErrNotFound for a key never set.
+	GetSetting(ctx context.Context, key string) ([]byte, error)
+	PutSetting(ctx context.Context, key string, value []byte) error
+
+	// Ping reports whether the backend is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}

@@ -1,0 +1,139 @@
+package config
+
+import "time"
+
+// Config is the whole of plugins.yaml after defaults, file, environment and
+// flags have been merged (in that order; later wins).
+type Config struct {
+	Gateway   Gateway    `koanf:"gateway"`
+	API       API        `koanf:"api"`
+	Store     Store      `koanf:"store"`
+	Log       Log        `koanf:"log"`
+	Plugins   []Plugin   `koanf:"plugins"`
+	Junctions []Junction `koanf:"junctions"`
+}
+
+// Gateway configures the device WebSocket listener.
+type Gateway struct {
+	// Listen is the address devices connect to.
+	Listen string `koanf:"listen"`
+	// Path is the upgrade path.
+	Path string `koanf:"path"`
+	// MaxConnections bounds concurrent device sessions; further handshakes
+	// get 503.
+	MaxConnections int `koanf:"max_connections"`
+	// MaxFrameSize bounds one frame from a device; a larger one closes the
+	// session with 1009.
+	MaxFrameSize ByteSize `koanf:"max_frame_size"`
+	// SendQueue is the number of frames queued per device before the
+	// overflow policy applies.
+	SendQueue int `koanf:"send_queue"`
+	// HeartbeatInterval is announced to devices in the welcome frame.
+	HeartbeatInterval time.Duration `koanf:"heartbeat_interval"`
+	// HeartbeatTimeout closes a session that sent nothing for this long.
+	HeartbeatTimeout time.Duration `koanf:"heartbeat_timeout"`
+	// HelloTimeout closes a session that did not say hello in time.
+	HelloTimeout time.Duration `koanf:"hello_timeout"`
+	// DrainTimeout bounds graceful shutdown.
+	DrainTimeout time.Duration `koanf:"drain_timeout"`
+	// LastSeenFlush is how often batched last-seen times are written.
+	LastSeenFlush time.Duration `koanf:"last_seen_flush"`
+	// TLS serves wss:// when both files are set.
+	TLS TLS `koanf:"tls"`
+}
+
+// TLS names a certificate and key in PEM files.
+type TLS struct {
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
+}
+
+// API configures the admin HTTP listener.
+type API struct {
+	// Listen defaults to loopback: the admin API is not for the LAN unless
+	// the operator says so.
+	Listen string `koanf:"listen"`
+	// OperatorKey, when set (normally by SWITCHYARD_API__OPERATOR_KEY), is
+	// the operator's API key. When empty, one is generated on first start,
+	// printed once and stored hashed.
+	OperatorKey string `koanf:"operator_key"`
+	// MaxBodySize bounds request bodies.
+	MaxBodySize ByteSize `koanf:"max_body_size"`
+}
+
+// Store selects and configures the graph backend.
+type Store struct {
+	// Backend is "embedded" (bbolt, the default) or "dgraph".
+	Backend  string        `koanf:"backend"`
+	Embedded EmbeddedStore `koanf:"embedded"`
+}
+
+// EmbeddedStore configures the bbolt backend.
+type EmbeddedStore struct {
+	// Path is the database file.
+	Path string `koanf:"path"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `koanf:"level"`  // debug, info, warn, error
+	Format string `koanf:"format"` // text or json
+}
+
+// Plugin declares one plugin instance.
+type Plugin struct {
+	ID      string         `koanf:"id"`
+	Tenant  string         `koanf:"tenant"`
+	Use     string         `koanf:"use"`
+	Runtime string         `koanf:"runtime"`
+	Module  string         `koanf:"module"`
+	Config  map[string]any `koanf:"config"`
+}
+
+// Junction declares one junction.
+type Junction struct {
+	ID         string   `koanf:"id"`
+	Tenant     string   `koanf:"tenant"`
+	Source     string   `koanf:"source"`
+	Transforms []string `koanf:"transforms"`
+	Targets    []Target `koanf:"targets"`
+}
+
+// Target is one destination of a declared junction.
+type Target struct {
+	Device   string            `koanf:"device"`
+	Selector map[string]string `koanf:"selector"`
+	Broker   string            `koanf:"broker"`
+}
+
+// ByteSize is a size in bytes, written in YAML as "64KiB", "16MiB" or a
+// plain number of bytes.
+type ByteSize int64
+
+// Default returns the configuration used where a file, the environment and
+// flags say nothing. Every default is safe on a LAN install.
+func Default() Config {
+	return Config{
+		Gateway: Gateway{
+			Listen:            "0.0.0.0:8080",
+			Path:              "/ws/device",
+			MaxConnections:    19000,
+			MaxFrameSize:      64 << 10,
+			SendQueue:         256,
+			HeartbeatInterval: 30 * time.Second,
+			HeartbeatTimeout:  90 * time.Second,
+			HelloTimeout:      10 * time.Second,
+			DrainTimeout:      10 * time.Second,
+			LastSeenFlush:     5 * time.Second,
+		},
+		API: API{
+			Listen:      "127.0.0.1:8081",
+			MaxBodySize: 1 << 20,
+		},
+		Store: Store{
+			Backend:  "embedded",
+			Embedded: EmbeddedStore{Path: "data/switchyard.db"},
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
