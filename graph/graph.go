@@ -112,15 +112,13 @@ type Device struct {
 	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
-// Validate checks the device's fields.
+// Validate checks the device's fields and reports every problem found.
 func (d *Device) Validate() error {
-	if err := ValidID("id", d.ID); err != nil {
-		return err
-	}
+	errs := []error{ValidID("id", d.ID), validLabels("labels", d.Labels)}
 	if len(d.TokenHash) != 32 {
-		return Invalid("token_hash", "must be a SHA-256 digest (32 bytes)")
+		errs = append(errs, Invalid("token_hash", "must be a SHA-256 digest (32 bytes)"))
 	}
-	return validLabels("labels", d.Labels)
+	return errors.Join(errs...)
 }
 
 func validLabels(field string, labels map[string]string) error {
@@ -157,51 +155,47 @@ type Target struct {
 	Broker   string            `json:"broker,omitempty"`
 }
 
-// Validate checks the junction's fields.
+// Validate checks the junction's fields and reports every problem found
+// (errors.Join of *InvalidError).
 func (j *Junction) Validate() error {
-	if err := ValidID("id", j.ID); err != nil {
-		return err
-	}
+	errs := []error{ValidID("id", j.ID)}
 	if err := ValidSubjectPattern(j.Source); err != nil {
-		return Invalid("source", "%v", err)
+		errs = append(errs, Invalid("source", "%v", err))
 	}
 	for i, t := range j.Transforms {
-		if err := ValidID(fmt.Sprintf("transforms[%d]", i), t); err != nil {
-			return err
-		}
+		errs = append(errs, ValidID(fmt.Sprintf("transforms[%d]", i), t))
 	}
 	if len(j.Targets) == 0 {
-		return Invalid("targets", "at least one target is required")
+		errs = append(errs, Invalid("targets", "at least one target is required"))
 	}
 	for i, t := range j.Targets {
-		field := fmt.Sprintf("targets[%d]", i)
-		set := 0
-		if t.Device != "" {
-			set++
-			if err := ValidID(field+".device", t.Device); err != nil {
-				return err
-			}
-		}
-		if t.Selector != nil {
-			set++
-			if len(t.Selector) == 0 {
-				return Invalid(field+".selector", "must name at least one label")
-			}
-			if err := validLabels(field+".selector", t.Selector); err != nil {
-				return err
-			}
-		}
-		if t.Broker != "" {
-			set++
-			if err := ValidID(field+".broker", t.Broker); err != nil {
-				return err
-			}
-		}
-		if set != 1 {
-			return Invalid(field, "exactly one of device, selector or broker must be set")
-		}
+		errs = append(errs, t.validate(fmt.Sprintf("targets[%d]", i)))
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+func (t Target) validate(field string) error {
+	var errs []error
+	set := 0
+	if t.Device != "" {
+		set++
+		errs = append(errs, ValidID(field+".device", t.Device))
+	}
+	if t.Selector != nil {
+		set++
+		if len(t.Selector) == 0 {
+			errs = append(errs, Invalid(field+".selector", "must name at least one label"))
+		}
+		errs = append(errs, validLabels(field+".selector", t.Selector))
+	}
+	if t.Broker != "" {
+		set++
+		errs = append(errs, ValidID(field+".broker", t.Broker))
+	}
+	if set != 1 {
+		errs = append(errs, Invalid(field, "exactly one of device, selector or broker must be set"))
+	}
+	return errors.Join(errs...)
 }
 
 // PluginInstance is one configured instance of a plugin in a tenant.
@@ -219,26 +213,24 @@ type PluginInstance struct {
 
 var usePattern = regexp.MustCompile(`^(collectors|transforms|brokers)\.[a-z0-9][a-z0-9_-]{0,62}$`)
 
-// Validate checks the instance's fields.
+// Validate checks the instance's fields and reports every problem found.
 func (p *PluginInstance) Validate() error {
-	if err := ValidID("id", p.ID); err != nil {
-		return err
-	}
+	errs := []error{ValidID("id", p.ID)}
 	if !usePattern.MatchString(p.Use) {
-		return Invalid("use", "%q must be kind.name with kind collectors, transforms or brokers", p.Use)
+		errs = append(errs, Invalid("use", "%q must be kind.name with kind collectors, transforms or brokers", p.Use))
 	}
 	switch p.Runtime {
 	case "builtin", "process", "wasm":
 	default:
-		return Invalid("runtime", "%q must be builtin, process or wasm", p.Runtime)
+		errs = append(errs, Invalid("runtime", "%q must be builtin, process or wasm", p.Runtime))
 	}
 	if len(p.Config) > 0 {
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(p.Config, &obj); err != nil || obj == nil {
-			return Invalid("config", "must be a JSON object")
+			errs = append(errs, Invalid("config", "must be a JSON object"))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ValidSubjectPattern checks a subject pattern (see Junction.Source).

@@ -28,6 +28,10 @@ type Gateway struct {
 	// SendQueue is the number of frames queued per device before the
 	// overflow policy applies.
 	SendQueue int `koanf:"send_queue"`
+	// SendOverflow is what happens when a device's send queue is full:
+	// "drop_oldest" (discard the oldest queued frame), "drop_newest" (refuse
+	// the new frame) or "disconnect" (close the session with 4029).
+	SendOverflow string `koanf:"send_overflow"`
 	// HeartbeatInterval is announced to devices in the welcome frame.
 	HeartbeatInterval time.Duration `koanf:"heartbeat_interval"`
 	// HeartbeatTimeout closes a session that sent nothing for this long.
@@ -55,8 +59,9 @@ type API struct {
 	Listen string `koanf:"listen"`
 	// OperatorKey, when set (normally by SWITCHYARD_API__OPERATOR_KEY), is
 	// the operator's API key. When empty, one is generated on first start,
-	// printed once and stored hashed.
-	OperatorKey string `koanf:"operator_key"`
+	// printed once and stored hashed. Tagged secret: configuration errors
+	// never show its value.
+	OperatorKey string `koanf:"operator_key" secret:"true"`
 	// MaxBodySize bounds request bodies.
 	MaxBodySize ByteSize `koanf:"max_body_size"`
 }
@@ -120,6 +125,7 @@ func Default() Config {
 			MaxConnections:    19000,
 			MaxFrameSize:      64 << 10,
 			SendQueue:         256,
+			SendOverflow:      "drop_oldest",
 			HeartbeatInterval: 30 * time.Second,
 			HeartbeatTimeout:  90 * time.Second,
 			HelloTimeout:      10 * time.Second,

@@ -1,0 +1,347 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/switchyard/switchyard/graph"
+)
+
+// Bounds Validate enforces.
+const (
+	minFrameSize      ByteSize = 1 << 10
+	maxFrameSize      ByteSize = 16 << 20
+	minBodySize       ByteSize = 1 << 10
+	minOperatorKeyLen          = 24
+)
+
+// storeBackendProblem says why backend cannot be used in this build, or ""
+// when it can. This is the one place that knows which backends are built in.
+func storeBackendProblem(backend string) string {
+	switch backend {
+	case "embedded":
+		return ""
+	case "dgraph":
+		return "dgraph is not available in this build"
+	default:
+		return fmt.Sprintf("%q is not a store backend (embedded or dgraph)", backend)
+	}
+}
+
+// Validate checks what decoding cannot: ranges, enumerations, addresses and
+// the references between plugins and junctions. It returns Problems listing
+// every problem found (with Path and Message; Load adds Source and Line), or
+// nil. A plugin or junction with no tenant is taken to be in
+// graph.DefaultTenant.
+func (c *Config) Validate() error {
+	v := &validation{}
+	v.gateway(&c.Gateway)
+	v.api(&c.API, &c.Gateway)
+	v.store(&c.Store)
+	v.log(&c.Log)
+	declared := v.plugins(c.Plugins)
+	v.junctions(c.Junctions, declared)
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return v.problems
+}
+
+type validation struct{ problems Problems }
+
+func (v *validation) add(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// graphErr adds the problems of a graph validator's error, its fields taken
+// relative to the record at path.
+func (v *validation) graphErr(path string, err error) {
+	walkGraphErr(err, func(field, msg string) {
+		if field != "" {
+			field = path + "." + field
+		} else {
+			field = path
+		}
+		v.add(field, "%s", msg)
+	})
+}
+
+// walkGraphErr calls fn for every problem in err, an error of a graph
+// validator (possibly several joined): field is "" when the error does not
+// name one.
+func walkGraphErr(err error, fn func(field, msg string)) {
+	if err == nil {
+		return
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			walkGraphErr(e, fn)
+		}
+		return
+	}
+	var invalid *graph.InvalidError
+	if errors.As(err, &invalid) {
+		fn(invalid.Field, invalid.Message)
+		return
+	}
+	fn("", err.Error())
+}
+
+func (v *validation) positive(path string, d time.Duration) {
+	if d <= 0 {
+		v.add(path, "must be a positive duration, got %s", d)
+	}
+}
+
+func (v *validation) gateway(g *Gateway) {
+	v.listen("gateway.listen", g.Listen)
+	switch {
+	case !strings.HasPrefix(g.Path, "/"):
+		v.add("gateway.path", "%q must start with \"/\"", g.Path)
+	case strings.ContainsAny(g.Path, "?# \t\r\n"):
+		v.add("gateway.path", "%q must be a plain URL path (no query, fragment or white space)", g.Path)
+	}
+	if g.MaxConnections < 1 {
+		v.add("gateway.max_connections", "must be at least 1, got %d", g.MaxConnections)
+	}
+	if g.MaxFrameSize < minFrameSize || g.MaxFrameSize > maxFrameSize {
+		v.add("gateway.max_frame_size", "must be between %s and %s, got %s", minFrameSize, maxFrameSize, g.MaxFrameSize)
+	}
+	if g.SendQueue < 1 {
+		v.add("gateway.send_queue", "must be at least 1, got %d", g.SendQueue)
+	}
+	switch g.SendOverflow {
+	case "drop_oldest", "drop_newest", "disconnect":
+	default:
+		v.add("gateway.send_overflow", "%q must be drop_oldest, drop_newest or disconnect", g.SendOverflow)
+	}
+	v.positive("gateway.heartbeat_interval", g.HeartbeatInterval)
+	if g.HeartbeatInterval > 0 && g.HeartbeatTimeout <= g.HeartbeatInterval {
+		v.add("gateway.heartbeat_timeout", "must be longer than gateway.heartbeat_interval (%s), got %s", g.HeartbeatInterval, g.HeartbeatTimeout)
+	}
+	v.positive("gateway.hello_timeout", g.HelloTimeout)
+	v.positive("gateway.drain_timeout", g.DrainTimeout)
+	v.positive("gateway.last_seen_flush", g.LastSeenFlush)
+	switch {
+	case g.TLS.CertFile != "" && g.TLS.KeyFile == "":
+		v.add("gateway.tls.key_file", "is required when gateway.tls.cert_file is set")
+	case g.TLS.CertFile == "" && g.TLS.KeyFile != "":
+		v.add("gateway.tls.cert_file", "is required when gateway.tls.key_file is set")
+	}
+}
+
+func (v *validation) api(a *API, g *Gateway) {
+	if v.listen("api.listen", a.Listen) && sameListener(a.Listen, g.Listen) {
+		v.add("api.listen", "%q uses the port of gateway.listen (%q); give each listener its own port", a.Listen, g.Listen)
+	}
+	if a.OperatorKey != "" {
+		switch {
+		case utf8.RuneCountInString(a.OperatorKey) < minOperatorKeyLen:
+			v.add("api.operator_key", "must be at least %d characters long", minOperatorKeyLen)
+		case strings.TrimFunc(a.OperatorKey, unicode.IsSpace) != a.OperatorKey:
+			v.add("api.operator_key", "must not start or end with white space")
+		}
+	}
+	if a.MaxBodySize < minBodySize {
+		v.add("api.max_body_size", "must be at least %s, got %s", minBodySize, a.MaxBodySize)
+	}
+}
+
+var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+
+// listen checks a host:port listen address and reports whether it is one.
+func (v *validation) listen(path, addr string) bool {
+	host, port, ok := splitHostPort(addr)
+	if !ok {
+		v.add(path, "%q is not a host:port address such as \"0.0.0.0:8080\" or \":8080\"", addr)
+		return false
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add(path, "%q: port %q must be a number from 0 to 65535", addr, port)
+		return false
+	}
+	if host != "" && !hostnamePattern.MatchString(host) {
+		if _, err := netip.ParseAddr(host); err != nil {
+			v.add(path, "%q: %q is not an IP address or host name", addr, host)
+			return false
+		}
+	}
+	return true
+}
+
+// splitHostPort splits "host:port" and "[v6]:port". Unlike net.SplitHostPort
+// it refuses an empty port.
+func splitHostPort(addr string) (host, port string, ok bool) {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 || i == len(addr)-1 {
+		return "", "", false
+	}
+	host, port = addr[:i], addr[i+1:]
+	if strings.HasPrefix(host, "[") {
+		if !strings.HasSuffix(host, "]") {
+			return "", "", false
+		}
+		host = host[1 : len(host)-1]
+		if !strings.Contains(host, ":") {
+			return "", "", false
+		}
+	} else if strings.ContainsAny(host, "[]:") {
+		return "", "", false
+	}
+	return host, port, true
+}
+
+// sameListener reports whether two valid listen addresses would claim the
+// same port: equal non-zero ports on equal hosts or where either listens on
+// every address.
+func sameListener(a, b string) bool {
+	ha, pa, _ := splitHostPort(a)
+	hb, pb, ok := splitHostPort(b)
+	if !ok || pa != pb {
+		return false
+	}
+	if n, err := strconv.Atoi(pa); err != nil || n == 0 {
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wildcard(ha) || wildcard(hb)
+}
+
+func (v *validation) store(s *Store) {
+	if msg := storeBackendProblem(s.Backend); msg != "" {
+		v.add("store.backend", "%s", msg)
+	}
+	if s.Backend == "embedded" && s.Embedded.Path == "" {
+		v.add("store.embedded.path", "is required for the embedded store")
+	}
+}
+
+func (v *validation) log(l *Log) {
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "%q must be one of debug, info, warn, error", l.Level)
+	}
+	switch l.Format {
+	case "text", "json":
+	default:
+		v.add("log.format", "%q must be text or json", l.Format)
+	}
+}
+
+func tenantOf(t string) string {
+	if t == "" {
+		return graph.DefaultTenant
+	}
+	return t
+}
+
+// declaredPlugin is a plugin instance others may refer to by id.
+type declaredPlugin struct {
+	index int
+	kind  string // collectors, transforms, brokers; "" when use is invalid
+}
+
+type tenantID struct{ tenant, id string }
+
+func (v *validation) plugins(plugins []Plugin) map[tenantID]declaredPlugin {
+	declared := map[tenantID]declaredPlugin{}
+	for i, p := range plugins {
+		path := fmt.Sprintf("plugins[%d]", i)
+		tenant := tenantOf(p.Tenant)
+		v.graphErr(path, graph.ValidID("tenant", tenant))
+		rec := graph.PluginInstance{
+			Meta:    graph.Meta{Tenant: tenant, ID: p.ID},
+			Use:     p.Use,
+			Runtime: p.Runtime,
+			Module:  p.Module,
+		}
+		err := rec.Validate()
+		v.graphErr(path, err)
+		switch p.Runtime {
+		case "wasm", "process":
+			if p.Module == "" {
+				v.add(path+".module", "is required for runtime %s", p.Runtime)
+			}
+		case "builtin":
+			if p.Module != "" {
+				v.add(path+".module", "must be empty for runtime builtin: built-in plugins are compiled in")
+			}
+		}
+		if graph.ValidID("", p.ID) != nil {
+			continue
+		}
+		key := tenantID{tenant, p.ID}
+		if first, dup := declared[key]; dup {
+			v.add(path+".id", "%q is already declared in tenant %q by plugins[%d]", p.ID, tenant, first.index)
+			continue
+		}
+		kind, _, _ := strings.Cut(p.Use, ".")
+		walkGraphErr(err, func(field, _ string) {
+			if field == "use" {
+				kind = ""
+			}
+		})
+		declared[key] = declaredPlugin{index: i, kind: kind}
+	}
+	return declared
+}
+
+func (v *validation) junctions(junctions []Junction, declared map[tenantID]declaredPlugin) {
+	seen := map[tenantID]int{}
+	for i, j := range junctions {
+		path := fmt.Sprintf("junctions[%d]", i)
+		tenant := tenantOf(j.Tenant)
+		v.graphErr(path, graph.ValidID("tenant", tenant))
+		rec := graph.Junction{
+			Meta:       graph.Meta{Tenant: tenant, ID: j.ID},
+			Enabled:    true,
+			Source:     j.Source,
+			Transforms: j.Transforms,
+			Targets:    make([]graph.Target, len(j.Targets)),
+		}
+		for ti, t := range j.Targets {
+			rec.Targets[ti] = graph.Target{Device: t.Device, Selector: t.Selector, Broker: t.Broker}
+		}
+		v.graphErr(path, rec.Validate())
+
+		if graph.ValidID("", j.ID) == nil {
+			key := tenantID{tenant, j.ID}
+			if first, dup := seen[key]; dup {
+				v.add(path+".id", "%q is already declared in tenant %q by junctions[%d]", j.ID, tenant, first)
+			} else {
+				seen[key] = i
+			}
+		}
+		for ti, name := range j.Transforms {
+			v.reference(fmt.Sprintf("%s.transforms[%d]", path, ti), tenant, name, "transforms", declared)
+		}
+		for ti, t := range j.Targets {
+			if t.Broker != "" {
+				v.reference(fmt.Sprintf("%s.targets[%d].broker", path, ti), tenant, t.Broker, "brokers", declared)
+			}
+		}
+	}
+}
+
+// reference checks that id names a plugin of kind declared in tenant. An
+// invalid id is left to the graph validator, which reports it.
+func (v *validation) reference(path, tenant, id, kind string, declared map[tenantID]declaredPlugin) {
+	if graph.ValidID("", id) != nil {
+		return
+	}
+	p, ok := declared[tenantID{tenant, id}]
+	switch {
+	case !ok:
+		v.add(path, "%q is not a plugin declared in tenant %q", id, tenant)
+	case p.kind != "" && p.kind != kind:
+		v.add(path, "%q is a %s plugin (plugins[%d]); only %s plugins can be used here", id, p.kind, p.index, kind)
+	}
+}
