@@ -206,6 +206,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/bad_records.yaml:36: junctions[0].targets[1]: exactly one of device, selector or broker must be set`,
 			`testdata/bad_records.yaml:38: junctions[1].id: "j1" is already declared in tenant "default" by junctions[0]`,
 			`testdata/bad_records.yaml:39: junctions[1].source: "a..b" has an empty token`,
+			`testdata/bad_records.yaml:40: junctions[1].targets: at least one target is required`,
 			`testdata/bad_records.yaml:46: junctions[2].targets[0].selector: must name at least one label`,
 			`testdata/bad_records.yaml:47: junctions[3].id: is required`,
 		}},
