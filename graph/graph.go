@@ -319,7 +319,8 @@ type Collection[T any] interface {
 	Get(ctx context.Context, id string) (T, error)
 	// List returns all records, ordered by id.
 	List(ctx context.Context) ([]T, error)
-	// Update replaces the record with rec.ID (CreatedAt is kept);
+	// Update replaces the record with rec.ID (CreatedAt is kept, and so are a
+	// device's LastSeen and Firmware: only RecordSeen writes those);
 	// ErrNotFound if there is none.
 	Update(ctx context.Context, rec T) (T, error)
 	// Delete removes the record with id; ErrNotFound if there is none.
@@ -338,6 +339,7 @@ type Scope interface {
 type Store interface {
 	CreateTenant(ctx context.Context, t Tenant) (Tenant, error)
 	GetTenant(ctx context.Context, id string) (Tenant, error)
+	// ListTenants returns every tenant, ordered by id.
 	ListTenants(ctx context.Context) ([]Tenant, error)
 	UpdateTenant(ctx context.Context, t Tenant) (Tenant, error)
 	// DeleteTenant removes the tenant and every record in it.
@@ -348,12 +350,13 @@ type Store interface {
 	Tenant(id string) Scope
 
 	// RecordSeen applies a batch of last-seen updates in one write. Updates
-	// for devices that no longer exist are skipped.
+	// for devices that no longer exist are skipped; an entry without a time
+	// refuses the batch. It does not change UpdatedAt (it is not an edit).
 	RecordSeen(ctx context.Context, batch []Seen) error
 
 	// GetSetting and PutSetting keep operator-level values outside every
-	// tenant (e.g. the hash of the operator API key). GetSetting returns
-	// ErrNotFound for a key never set.
+	// tenant (e.g. the hash of the operator API key), under keys that are
+	// valid ids. GetSetting returns ErrNotFound for a key never set.
 	GetSetting(ctx context.Context, key string) ([]byte, error)
 	PutSetting(ctx context.Context, key string, value []byte) error
 
