@@ -1,0 +1,379 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchyard/switchyard/runtime/loadtest"
+)
+
+const usage = `switchyard-load measures idle WebSocket connections and the server memory they cost.
+
+Usage:
+  switchyard-load baseline [flags]     bare nbio server(s) started by the tool
+  switchyard-load relay [flags]        Switchyard: -relay-bin to start it, or -target/-api for a running one
+  switchyard-load compare [flags]      baseline and relay at each -n; prints a markdown table
+  switchyard-load bare-server [flags]  the bare nbio server alone; prints its ws:// address
+  switchyard-load worker               internal: a client worker, driven over stdin/stdout
+
+Examples:
+  switchyard-load baseline -n 19000 -hold 30s
+  switchyard-load relay -n 19000 -hold 30s -relay-bin ./switchyard
+  switchyard-load compare -n 1000,10000,19000 -hold 20s -relay-bin ./switchyard
+
+Run "switchyard-load <command> -h" for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard-load: find own executable:", err)
+		os.Exit(1)
+	}
+	code := run(ctx, os.Args[1:], loadtest.Command{Path: self}, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program; it returns the exit status.
+func run(ctx context.Context, args []string, self loadtest.Command, stdin io.Reader, stdout, stderr io.Writer) int {
+	inv, err := parse(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "switchyard-load:", err)
+		return 2
+	}
+	level := slog.LevelInfo
+	if inv.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	loadtest.RouteNbioLogs(log)
+	inv.opts.Self = self
+	inv.opts.Log = log
+
+	switch inv.command {
+	case "worker":
+		err = loadtest.RunWorker(ctx, stdin, stdout, log)
+	case "bare-server":
+		err = runBareServer(ctx, inv.bare, stdout, log)
+	case "baseline":
+		var res loadtest.Result
+		res, err = loadtest.RunBaseline(ctx, inv.opts, inv.serversFor(inv.opts.N))
+		printResult(stdout, res, inv.json, err)
+	case "relay":
+		var res loadtest.Result
+		if inv.external.API != "" {
+			res, err = loadtest.RunExternal(ctx, inv.opts, inv.external)
+		} else {
+			inv.relay.Servers = inv.serversFor(inv.opts.N)
+			res, err = loadtest.RunRelay(ctx, inv.opts, inv.relay)
+		}
+		printResult(stdout, res, inv.json, err)
+	case "compare":
+		err = runCompare(ctx, inv, stdout, stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "switchyard-load:", err)
+		return 1
+	}
+	return 0
+}
+
+// printResult writes a result unless the run failed before measuring.
+func printResult(w io.Writer, res loadtest.Result, asJSON bool, err error) {
+	if err != nil && res.Connected == 0 {
+		return
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(res)
+		return
+	}
+	fmt.Fprint(w, res.Text())
+}
+
+func runBareServer(ctx context.Context, b bareFlags, stdout io.Writer, log *slog.Logger) error {
+	s, err := loadtest.StartBareServer(b.listen, b.path, b.idle, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, s.URL())
+	if b.lifetime > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.lifetime)
+		defer cancel()
+	}
+	<-ctx.Done()
+	log.Debug("bare server stopping", "open", s.Online(), "why", ctx.Err())
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.Shutdown(shutdown)
+}
+
+func runCompare(ctx context.Context, inv *invocation, stdout, stderr io.Writer) error {
+	var pairs []loadtest.Pair
+	var err error
+	for _, n := range inv.ns {
+		o := inv.opts
+		o.N = n
+		pair := loadtest.Pair{N: n}
+		var bare, relay loadtest.Result
+		bare, err = loadtest.RunBaseline(ctx, o, inv.serversFor(n))
+		if err != nil {
+			break
+		}
+		pair.Bare = &bare
+		fmt.Fprintf(stderr, "--- baseline, n=%d\n%s", n, bare.Text())
+		ro := inv.relay
+		ro.Servers = inv.serversFor(n)
+		relay, err = loadtest.RunRelay(ctx, o, ro)
+		if err != nil {
+			pairs = append(pairs, pair)
+			break
+		}
+		pair.Relay = &relay
+		fmt.Fprintf(stderr, "--- relay, n=%d\n%s", n, relay.Text())
+		pairs = append(pairs, pair)
+	}
+	fmt.Fprintf(stdout, "Machine: %s.\n\n", loadtest.DescribeMachine())
+	fmt.Fprint(stdout, loadtest.MarkdownTable(pairs))
+	return err
+}
+
+// invocation is a parsed command line.
+type invocation struct {
+	command  string
+	opts     loadtest.Options
+	ns       []int // compare
+	servers  int   // 0: one per 19,000 connections
+	relay    loadtest.RelayOptions
+	external loadtest.External
+	bare     bareFlags
+	json     bool
+	verbose  bool
+}
+
+type bareFlags struct {
+	listen   string
+	path     string
+	idle     time.Duration
+	lifetime time.Duration
+}
+
+func (inv *invocation) serversFor(n int) int {
+	if inv.servers > 0 {
+		return inv.servers
+	}
+	return loadtest.ServersFor(n)
+}
+
+// parse turns the arguments into an invocation. Usage and flag errors go to
+// errOut; -h returns flag.ErrHelp.
+func parse(args []string, errOut io.Writer) (*invocation, error) {
+	if len(args) == 0 {
+		fmt.Fprint(errOut, usage)
+		return nil, errors.New("no command")
+	}
+	inv := &invocation{command: args[0]}
+	switch inv.command {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(errOut, usage)
+		return nil, flag.ErrHelp
+	case "baseline", "relay", "compare", "bare-server", "worker":
+	default:
+		fmt.Fprint(errOut, usage)
+		return nil, fmt.Errorf("unknown command %q", inv.command)
+	}
+	fs := flag.NewFlagSet("switchyard-load "+inv.command, flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.BoolVar(&inv.verbose, "v", false, "debug logging")
+
+	var source, targets, pids, ns string
+	o := &inv.opts
+	switch inv.command {
+	case "baseline", "relay", "compare":
+		hold := 30 * time.Second
+		if inv.command == "compare" {
+			fs.StringVar(&ns, "n", "1000,10000,19000", "connection counts to measure, comma-separated")
+			hold = 20 * time.Second
+		} else {
+			fs.IntVar(&o.N, "n", 1000, "connections to open")
+		}
+		fs.DurationVar(&o.Hold, "hold", hold, "how long to hold all connections; the server RSS is sampled during it")
+		fs.DurationVar(&o.Heartbeat, "heartbeat", 15*time.Second, "heartbeat interval of each connection (servers close after 3 missed)")
+		fs.IntVar(&o.PerWorker, "per-worker", 10000, "connections per client worker process")
+		fs.IntVar(&o.PerSource, "per-source", 10000, "connections per source address")
+		fs.StringVar(&source, "source", "127.0.0.2", "first source address; later ones count up from it")
+		fs.IntVar(&o.Concurrency, "concurrency", 64, "handshakes in flight per worker")
+		fs.DurationVar(&o.DialTimeout, "dial-timeout", 10*time.Second, "bound on one connection's dial, upgrade and hello")
+		fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 2*time.Minute, "bound on the connect phase")
+		fs.IntVar(&o.Samples, "samples", 5, "RSS samples taken, evenly spread over the hold; the median is reported")
+		fs.IntVar(&inv.servers, "servers", 0, "server processes (bare servers or relays) to start; 0: one per 19,000 connections")
+		if inv.command != "compare" {
+			fs.BoolVar(&inv.json, "json", false, "print the result as JSON")
+		}
+	case "bare-server":
+		fs.StringVar(&inv.bare.listen, "listen", "127.0.0.1:0", "address to listen on; port 0 picks a free one")
+		fs.StringVar(&inv.bare.path, "path", "/ws/device", "WebSocket upgrade path")
+		fs.DurationVar(&inv.bare.idle, "idle-timeout", 45*time.Second, "close connections silent for this long")
+		fs.DurationVar(&inv.bare.lifetime, "max-lifetime", 0, "exit after this long (0: run until interrupted)")
+	}
+	if inv.command == "relay" || inv.command == "compare" {
+		fs.StringVar(&inv.relay.Bin, "relay-bin", "", "switchyard binary to start (run -c <generated plugins.yaml>)")
+		fs.IntVar(&inv.relay.ProvisionConcurrency, "provision-concurrency", 32, "admin API requests in flight")
+		fs.StringVar(&inv.relay.LogLevel, "relay-log", "warn", "log.level of relays started with -relay-bin (debug, info, warn, error)")
+		fs.BoolVar(&inv.relay.Keep, "keep", false, "keep the directory (config, store, log) of relays started with -relay-bin")
+	}
+	if inv.command == "relay" {
+		fs.StringVar(&targets, "target", "", "gateway URLs of running relays, comma-separated (instead of -relay-bin)")
+		fs.StringVar(&inv.external.API, "api", "", "admin API of the running relays, e.g. http://127.0.0.1:8081 (with -target)")
+		fs.StringVar(&inv.external.OperatorKey, "operator-key", "", "operator key for -api (default: $SWITCHYARD_API__OPERATOR_KEY)")
+		fs.StringVar(&pids, "relay-pid", "", "pids of the running relays, comma-separated, to measure their RSS (with -target)")
+		fs.StringVar(&inv.external.IDPrefix, "id-prefix", fmt.Sprintf("load-%x-", time.Now().Unix()), "device id prefix for -target runs; must be new to the relay")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%s: unexpected argument %q", inv.command, fs.Arg(0))
+	}
+	if inv.command == "worker" || inv.command == "bare-server" {
+		return inv, nil
+	}
+
+	var err error
+	if o.SourceBase, err = netip.ParseAddr(source); err != nil {
+		return nil, fmt.Errorf("-source: %w", err)
+	}
+	if inv.command == "compare" {
+		if inv.ns, err = parseInts(ns); err != nil {
+			return nil, fmt.Errorf("-n: %w", err)
+		}
+		o.N = inv.ns[0]
+		for _, n := range inv.ns {
+			probe := *o
+			probe.N = n
+			if err := probe.Validate(); err != nil {
+				return nil, err
+			}
+		}
+	} else if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if inv.servers < 0 {
+		return nil, fmt.Errorf("-servers %d must not be negative", inv.servers)
+	}
+
+	switch inv.command {
+	case "compare":
+		if inv.relay.Bin == "" {
+			return nil, errors.New("compare needs -relay-bin")
+		}
+	case "relay":
+		if (inv.relay.Bin == "") == (targets == "") {
+			return nil, errors.New("relay needs exactly one of -relay-bin and -target")
+		}
+		if targets != "" {
+			if err := inv.parseExternal(targets, pids); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if inv.command == "relay" || inv.command == "compare" {
+		if inv.relay.ProvisionConcurrency <= 0 {
+			return nil, errors.New("-provision-concurrency must be positive")
+		}
+		switch inv.relay.LogLevel {
+		case "debug", "info", "warn", "error":
+		default:
+			return nil, fmt.Errorf("-relay-log %q: want debug, info, warn or error", inv.relay.LogLevel)
+		}
+	}
+	return inv, nil
+}
+
+// parseExternal checks the flags that describe running relays.
+func (inv *invocation) parseExternal(targets, pids string) error {
+	ex := &inv.external
+	for _, t := range strings.Split(targets, ",") {
+		if err := checkLoopbackURL(t, "ws"); err != nil {
+			return fmt.Errorf("-target: %w", err)
+		}
+		ex.Targets = append(ex.Targets, t)
+	}
+	if ex.API == "" {
+		return errors.New("-target needs -api to provision devices")
+	}
+	if err := checkLoopbackURL(ex.API, "http"); err != nil {
+		return fmt.Errorf("-api: %w", err)
+	}
+	ex.API = strings.TrimRight(ex.API, "/")
+	if ex.OperatorKey == "" {
+		// Read here, not as the flag's default, so that -h never prints it.
+		ex.OperatorKey = os.Getenv("SWITCHYARD_API__OPERATOR_KEY")
+	}
+	if ex.OperatorKey == "" {
+		return errors.New("-target needs -operator-key or $SWITCHYARD_API__OPERATOR_KEY")
+	}
+	if pids != "" {
+		var err error
+		if ex.PIDs, err = parseInts(pids); err != nil {
+			return fmt.Errorf("-relay-pid: %w", err)
+		}
+	}
+	ex.ProvisionConcurrency = inv.relay.ProvisionConcurrency
+	return nil
+}
+
+// checkLoopbackURL accepts scheme://<loopback IP>:port/…: the clients dial
+// from 127.0.0.x, which reaches only loopback destinations.
+func checkLoopbackURL(raw, scheme string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != scheme {
+		return fmt.Errorf("%q: scheme must be %s", raw, scheme)
+	}
+	host, _, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return fmt.Errorf("%q: %w", raw, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q: host must be a loopback IP address", raw)
+	}
+	return nil
+}
+
+// parseInts reads a comma-separated list of positive integers.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

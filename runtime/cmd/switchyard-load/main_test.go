@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/runtime/loadtest"
+)
+
+// asMain makes the test binary act as switchyard-load, so that the workers
+// and bare servers the tests start are this same binary re-executed.
+const asMain = "SWITCHYARD_LOAD_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMain) == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, inv *invocation)
+	}{
+		{
+			name: "baseline defaults",
+			args: []string{"baseline"},
+			check: func(t *testing.T, inv *invocation) {
+				o := inv.opts
+				if o.N != 1000 || o.Hold != 30*time.Second || o.Heartbeat != 15*time.Second || o.PerWorker != 10000 ||
+					o.PerSource != 10000 || o.SourceBase.String() != "127.0.0.2" || o.Samples != 5 || inv.serversFor(o.N) != 1 {
+					t.Fatalf("defaults: %+v", o)
+				}
+			},
+		},
+		{
+			name: "baseline flags",
+			args: []string{"baseline", "-n", "19000", "-hold", "1m", "-per-worker", "9000", "-source", "127.0.1.10", "-json"},
+			check: func(t *testing.T, inv *invocation) {
+				if inv.opts.N != 19000 || inv.opts.Hold != time.Minute || inv.opts.PerWorker != 9000 ||
+					inv.opts.SourceBase.String() != "127.0.1.10" || !inv.json {
+					t.Fatalf("flags not applied: %+v json=%v", inv.opts, inv.json)
+				}
+			},
+		},
+		{
+			name: "servers scale with n",
+			args: []string{"baseline", "-n", "100000"},
+			check: func(t *testing.T, inv *invocation) {
+				if got := inv.serversFor(inv.opts.N); got != 6 {
+					t.Fatalf("servers for 100000 = %d, want 6", got)
+				}
+			},
+		},
+		{
+			name: "compare list",
+			args: []string{"compare", "-n", "1000, 10000,19000", "-relay-bin", "/bin/switchyard"},
+			check: func(t *testing.T, inv *invocation) {
+				if !slices.Equal(inv.ns, []int{1000, 10000, 19000}) || inv.opts.Hold != 20*time.Second || inv.relay.Bin != "/bin/switchyard" ||
+					inv.relay.LogLevel != "warn" || inv.relay.Keep {
+					t.Fatalf("compare: ns=%v hold=%s bin=%q", inv.ns, inv.opts.Hold, inv.relay.Bin)
+				}
+			},
+		},
+		{
+			name: "relay against running relays",
+			args: []string{"relay", "-n", "10", "-target", "ws://127.0.0.1:8080/ws/device,ws://127.0.0.1:8090/ws/device",
+				"-api", "http://127.0.0.1:8081/", "-relay-pid", "41,42"},
+			env: map[string]string{"SWITCHYARD_API__OPERATOR_KEY": "syop_from_env"},
+			check: func(t *testing.T, inv *invocation) {
+				ex := inv.external
+				if len(ex.Targets) != 2 || ex.API != "http://127.0.0.1:8081" || ex.OperatorKey != "syop_from_env" ||
+					!slices.Equal(ex.PIDs, []int{41, 42}) || !strings.HasPrefix(ex.IDPrefix, "load-") || ex.ProvisionConcurrency != 32 {
+					t.Fatalf("external: %+v", ex)
+				}
+			},
+		},
+		{
+			name: "bare server",
+			args: []string{"bare-server", "-listen", "127.0.0.1:9999", "-max-lifetime", "5m"},
+			check: func(t *testing.T, inv *invocation) {
+				if inv.bare.listen != "127.0.0.1:9999" || inv.bare.path != "/ws/device" || inv.bare.lifetime != 5*time.Minute {
+					t.Fatalf("bare: %+v", inv.bare)
+				}
+			},
+		},
+		{name: "no command", args: nil, wantErr: "no command"},
+		{name: "unknown command", args: []string{"bench"}, wantErr: `unknown command "bench"`},
+		{name: "stray argument", args: []string{"baseline", "extra"}, wantErr: "unexpected argument"},
+		{name: "zero n", args: []string{"baseline", "-n", "0"}, wantErr: "must be positive"},
+		{name: "non-loopback source", args: []string{"baseline", "-source", "10.0.0.2"}, wantErr: "not an IPv4 loopback"},
+		{name: "sources run out", args: []string{"baseline", "-n", "1000", "-per-source", "1", "-source", "127.255.255.2"}, wantErr: "outside 127.0.0.0/8"},
+		{name: "bad list", args: []string{"compare", "-n", "1000,x", "-relay-bin", "s"}, wantErr: `"x" is not a positive integer`},
+		{name: "compare without relay", args: []string{"compare"}, wantErr: "compare needs -relay-bin"},
+		{name: "bad relay log level", args: []string{"relay", "-relay-bin", "s", "-relay-log", "loud"}, wantErr: `-relay-log "loud"`},
+		{name: "relay needs a relay", args: []string{"relay"}, wantErr: "exactly one of -relay-bin and -target"},
+		{name: "relay with both", args: []string{"relay", "-relay-bin", "s", "-target", "ws://127.0.0.1:1/"}, wantErr: "exactly one"},
+		{name: "target needs api", args: []string{"relay", "-target", "ws://127.0.0.1:1/ws/device"}, wantErr: "needs -api"},
+		{name: "target needs key", args: []string{"relay", "-target", "ws://127.0.0.1:1/", "-api", "http://127.0.0.1:2"},
+			env: map[string]string{"SWITCHYARD_API__OPERATOR_KEY": ""}, wantErr: "needs -operator-key"},
+		{name: "remote target", args: []string{"relay", "-target", "ws://192.0.2.1:80/", "-api", "http://127.0.0.1:2"}, wantErr: "loopback"},
+		{name: "remote api", args: []string{"relay", "-target", "ws://127.0.0.1:1/", "-api", "http://example.com:2"}, wantErr: "loopback"},
+		{name: "target scheme", args: []string{"relay", "-target", "http://127.0.0.1:1/", "-api", "http://127.0.0.1:2"}, wantErr: "scheme must be ws"},
+		{name: "unknown flag", args: []string{"baseline", "-bogus"}, wantErr: "not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			inv, err := parse(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parse(%q) error = %v, want one containing %q", tt.args, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parse(%q): %v", tt.args, err)
+			}
+			tt.check(t, inv)
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Setenv("SWITCHYARD_API__OPERATOR_KEY", "syop_secret_in_env")
+	for _, args := range [][]string{{"-h"}, {"baseline", "-h"}, {"relay", "-h"}} {
+		var out bytes.Buffer
+		if _, err := parse(args, &out); !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("parse(%q) error = %v, want flag.ErrHelp", args, err)
+		}
+		if !strings.Contains(out.String(), "switchyard-load") {
+			t.Fatalf("parse(%q) printed no usage: %q", args, out.String())
+		}
+		if strings.Contains(out.String(), "syop_secret_in_env") {
+			t.Fatalf("parse(%q) printed the operator key from the environment", args)
+		}
+	}
+}
+
+// TestBaselineEndToEnd runs the real thing at a small scale: a bare server
+// and a client worker, both this binary re-executed, 200 connections held
+// with heartbeats for two seconds.
+func TestBaselineEndToEnd(t *testing.T) {
+	self := loadtest.Command{Path: os.Args[0], Env: []string{asMain + "=1"}}
+	var stdout, stderr bytes.Buffer
+	args := []string{"baseline", "-n", "200", "-hold", "2s", "-heartbeat", "300ms", "-samples", "2",
+		"-per-worker", "120", "-per-source", "50", "-dial-timeout", "5s", "-connect-timeout", "20s", "-json"}
+	code := run(t.Context(), args, self, nil, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	var res loadtest.Result
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("result is not JSON: %v\n%s", err, stdout.String())
+	}
+	if res.Connected != 200 || res.Failed != 0 || res.Open != 200 || len(res.Disconnects) != 0 {
+		t.Fatalf("connected %d, failed %d %v, open %d, disconnects %v; want 200, 0, 200, none",
+			res.Connected, res.Failed, res.Failures, res.Open, res.Disconnects)
+	}
+	if res.Workers != 2 || res.Servers != 1 {
+		t.Fatalf("%d workers and %d servers, want 2 and 1", res.Workers, res.Servers)
+	}
+	// Each connection heartbeats every 300 ms for at least the 2 s hold.
+	if res.HeartbeatsSent < 200*5 || res.HeartbeatsAnswered < res.HeartbeatsSent-200 {
+		t.Fatalf("heartbeats %d sent, %d answered", res.HeartbeatsSent, res.HeartbeatsAnswered)
+	}
+	if len(res.RSSSamples) != 2 || res.RSSBefore <= 0 || res.RSSAfter <= 0 || res.ConnectRate <= 0 || res.ClientRSS <= 0 {
+		t.Fatalf("figures missing: %+v", res)
+	}
+}

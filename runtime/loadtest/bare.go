@@ -1,0 +1,109 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lesismal/nbio/nbhttp"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+)
+
+// Replies of the bare server: the smallest frames that satisfy a protocol-v1
+// client.
+var (
+	bareWelcome   = []byte(`{"type":"welcome","protocol":1}`)
+	bareHeartbeat = []byte(`{"type":"heartbeat"}`)
+)
+
+// BareServer is the baseline: an nbio WebSocket server that upgrades any
+// request on its path, answers hello with welcome and heartbeat with
+// heartbeat, and does nothing else. It is what the relay's gateway costs at
+// the least.
+type BareServer struct {
+	engine   *nbhttp.Engine
+	url      string
+	shutdown sync.Once
+	err      error
+}
+
+// StartBareServer listens on listen (host:port, port 0 for any) and serves
+// WebSocket upgrades on path. A connection that sends nothing for idle is
+// closed.
+func StartBareServer(listen, path string, idle time.Duration, log *slog.Logger) (*BareServer, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("bare server: listen: %w", err)
+	}
+	up := websocket.NewUpgrader()
+	up.KeepaliveTime = idle
+	up.OnMessage(func(c *websocket.Conn, mt websocket.MessageType, data []byte) {
+		if mt != websocket.TextMessage {
+			return
+		}
+		var env envelope
+		if err := json.Unmarshal(data, &env); err != nil {
+			log.Debug("bare server: frame is not json", "err", err)
+			return
+		}
+		var reply []byte
+		switch env.Type {
+		case "hello":
+			reply = bareWelcome
+		case "heartbeat":
+			reply = bareHeartbeat
+		default:
+			return
+		}
+		if err := c.WriteMessage(websocket.TextMessage, reply); err != nil {
+			log.Debug("bare server: write", "err", err)
+		}
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		if _, err := up.Upgrade(w, r, nil); err != nil {
+			log.Debug("bare server: upgrade", "err", err)
+		}
+	})
+	addr := ln.Addr().String()
+	engine := nbhttp.NewEngine(nbhttp.Config{
+		Name:                         "bare",
+		Network:                      "tcp",
+		Addrs:                        []string{addr},
+		NListener:                    1,
+		Listen:                       func(string, string) (net.Listener, error) { return ln, nil },
+		Handler:                      mux,
+		ReleaseWebsocketPayload:      true,
+		SupportServerOnly:            true,
+		MaxWebsocketFramePayloadSize: maxFramePayload,
+	})
+	up.Engine = engine
+	showAcceptHandoff(engine)
+	if err := engine.Start(); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("bare server: start: %w", err)
+	}
+	return &BareServer{engine: engine, url: "ws://" + addr + path}, nil
+}
+
+// URL is the ws:// address clients dial.
+func (s *BareServer) URL() string { return s.url }
+
+// Online is the number of open connections.
+func (s *BareServer) Online() int { return s.engine.Online() }
+
+// Shutdown closes the listener and every connection. Later calls return
+// the first call's result.
+func (s *BareServer) Shutdown(ctx context.Context) error {
+	s.shutdown.Do(func() {
+		if err := s.engine.Shutdown(ctx); err != nil {
+			s.err = fmt.Errorf("bare server: shutdown: %w", err)
+		}
+	})
+	return s.err
+}
