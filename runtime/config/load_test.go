@@ -62,8 +62,14 @@ func assertLines(t *testing.T, got, want []string) {
 func TestLoadRootExample(t *testing.T) {
 	const path = "../../plugins.yaml"
 	cfg := mustLoad(t, Source{Path: path})
+	if j := cfg.Junctions; len(j) != 1 || j[0].ID != "telemetry-to-displays" || j[0].Tenant != "default" ||
+		j[0].Source != "device.*.telemetry" || len(j[0].Transforms) != 0 || len(j[0].Targets) != 1 ||
+		!reflect.DeepEqual(j[0].Targets[0], Target{Selector: map[string]string{"role": "display"}}) {
+		t.Errorf("plugins.yaml junctions = %+v, want only the tour's example", cfg.Junctions)
+	}
+	cfg.Junctions = nil
 	if want := Default(); !reflect.DeepEqual(*cfg, want) {
-		t.Errorf("plugins.yaml differs from Default():\n got %+v\nwant %+v", *cfg, want)
+		t.Errorf("plugins.yaml settings differ from Default():\n got %+v\nwant %+v", *cfg, want)
 	}
 
 	// Every key a newcomer can set is shown, with a comment.

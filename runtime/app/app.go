@@ -1,0 +1,181 @@
+// Package app assembles a running Switchyard from a loaded configuration:
+// it opens the graph store, makes sure the default tenant exists, applies the
+// junctions declared in the file, loads the in-memory views, and starts the
+// device gateway and the admin API. Stop takes it down in the reverse order.
+//
+// It holds no logic of its own beyond that order; every behaviour lives in
+// the packages it wires.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchyard/switchyard/graph"
+	"github.com/switchyard/switchyard/graph/embedded"
+	"github.com/switchyard/switchyard/runtime/api"
+	"github.com/switchyard/switchyard/runtime/catalog"
+	"github.com/switchyard/switchyard/runtime/config"
+	"github.com/switchyard/switchyard/runtime/gateway"
+	"github.com/switchyard/switchyard/runtime/junction"
+	"github.com/switchyard/switchyard/runtime/lastseen"
+)
+
+// App is a started Switchyard.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    graph.Store
+	seen     *lastseen.Batcher
+	gateway  *gateway.Gateway
+	api      *api.Server
+	stopping atomic.Bool
+}
+
+// Options are what Start needs besides the configuration.
+type Options struct {
+	Logger  *slog.Logger
+	Version string
+	// KeyGenerated is called once, on the first start without a configured
+	// operator key, with the generated key: the only time it exists in clear.
+	KeyGenerated func(key string)
+}
+
+// Start brings Switchyard up. On error everything started so far is stopped.
+func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error) {
+	a := &App{cfg: cfg, log: o.Logger}
+	if len(cfg.Plugins) > 0 {
+		return nil, errors.New("plugins: this build has no plugin host yet; remove the plugins section")
+	}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	store, err := openStore(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	a.store = store
+	cleanup = append(cleanup, func() { _ = store.Close() })
+
+	if err := seed(ctx, store, cfg.Junctions); err != nil {
+		return nil, err
+	}
+	keyHash, generated, err := api.OperatorKey(ctx, store, cfg.API.OperatorKey)
+	if err != nil {
+		return nil, err
+	}
+	if generated != "" && o.KeyGenerated != nil {
+		o.KeyGenerated(generated)
+	}
+	devices, err := catalog.Load(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	a.seen = lastseen.New(store, cfg.Gateway.LastSeenFlush, o.Logger, reg)
+	cleanup = append(cleanup, func() { a.seen.Close(context.Background()) })
+
+	router := junction.New(o.Logger, reg)
+	gw, err := gateway.New(gateway.Options{
+		Config:     cfg.Gateway,
+		Auth:       devices,
+		Seen:       a.seen,
+		Data:       router,
+		Logger:     o.Logger,
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	router.Attach(gw)
+	tenants, err := store.ListTenants(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	for _, t := range tenants {
+		if err := router.Reload(ctx, store, t.ID); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := gw.Start(); err != nil {
+		return nil, err
+	}
+	a.gateway = gw
+	cleanup = append(cleanup, func() { _ = gw.Shutdown(context.Background()) })
+
+	a.api = api.New(api.Options{
+		Config:      cfg.API,
+		Store:       store,
+		Catalog:     devices,
+		Gateway:     gw,
+		Router:      router,
+		OperatorKey: keyHash,
+		Ready: []api.Check{
+			{Name: "store", Check: store.Ping},
+			{Name: "shutdown", Check: a.notStopping},
+		},
+		Logger:   o.Logger,
+		Registry: reg,
+		Version:  o.Version,
+	})
+	if err := a.api.Start(); err != nil {
+		return nil, err
+	}
+	o.Logger.Info("switchyard started", "version", o.Version, "gateway", gw.Addr().String(),
+		"api", a.api.Addr().String(), "devices", devices.Len(), "store", cfg.Store.Backend)
+	return a, nil
+}
+
+// GatewayAddr is where devices connect.
+func (a *App) GatewayAddr() net.Addr { return a.gateway.Addr() }
+
+// APIAddr is where the admin API listens.
+func (a *App) APIAddr() net.Addr { return a.api.Addr() }
+
+func (a *App) notStopping(context.Context) error {
+	if a.stopping.Load() {
+		return errors.New("shutting down")
+	}
+	return nil
+}
+
+// Stop drains devices (close 1001 with a reconnect hint), stops the API,
+// writes pending last-seen times and closes the store, all within ctx.
+func (a *App) Stop(ctx context.Context) error {
+	a.stopping.Store(true)
+	errs := []error{a.gateway.Shutdown(ctx)}
+	errs = append(errs, a.api.Shutdown(ctx))
+	a.seen.Close(ctx)
+	errs = append(errs, a.store.Close())
+	a.log.Info("switchyard stopped")
+	return errors.Join(errs...)
+}
+
+func openStore(c config.Store) (graph.Store, error) {
+	switch c.Backend {
+	case "embedded":
+		s, err := embedded.Open(c.Embedded.Path, embedded.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("store.backend: %q is not available in this build", c.Backend)
+}

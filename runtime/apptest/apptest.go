@@ -1,0 +1,252 @@
+// Package apptest starts a whole Switchyard in a test — embedded store in the
+// test's temp folder, gateway and admin API on free loopback ports — and
+// gives the test an HTTP client for the API and a real WebSocket client
+// (gorilla/websocket, an implementation independent of the gateway's nbio)
+// for devices. Nothing in it is a mock.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/switchyard/switchyard/runtime/app"
+	"github.com/switchyard/switchyard/runtime/config"
+)
+
+// OperatorKey is the operator API key every test relay uses.
+const OperatorKey = "test-operator-key-0123456789abcdef"
+
+// Relay is a running Switchyard.
+type Relay struct {
+	T      testing.TB
+	App    *app.App
+	Config *config.Config
+	API    string // http://127.0.0.1:port
+	WS     string // ws://127.0.0.1:port/ws/device
+
+	stopped *bool
+}
+
+// Start runs a relay with the default configuration changed by edit (may be
+// nil), stopped at the end of the test. dataDir (may be "") reuses a data
+// folder, to test restarts.
+func Start(t testing.TB, dataDir string, edit func(*config.Config)) *Relay {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	cfg := config.Default()
+	cfg.Gateway.Listen = "127.0.0.1:0"
+	cfg.API.Listen = "127.0.0.1:0"
+	cfg.API.OperatorKey = OperatorKey
+	cfg.Store.Embedded.Path = filepath.Join(dataDir, "switchyard.db")
+	cfg.Gateway.LastSeenFlush = 50 * time.Millisecond
+	cfg.Gateway.DrainTimeout = 2 * time.Second // devices that do not read never answer the close
+	if edit != nil {
+		edit(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("test configuration: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(&tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	a, err := app.Start(context.Background(), &cfg, app.Options{Logger: log, Version: "test"})
+	if err != nil {
+		t.Fatalf("start relay: %v", err)
+	}
+	r := &Relay{T: t, App: a, Config: &cfg,
+		API: "http://" + a.APIAddr().String(),
+		WS:  "ws://" + a.GatewayAddr().String() + cfg.Gateway.Path,
+	}
+	r.stopped = new(bool)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Stop stops the relay (idempotent with the test's cleanup).
+func (r *Relay) Stop() {
+	r.T.Helper()
+	if *r.stopped {
+		return
+	}
+	*r.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.App.Stop(ctx); err != nil {
+		r.T.Errorf("stop relay: %v", err)
+	}
+}
+
+type tlog struct{ t testing.TB }
+
+func (w *tlog) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// Do sends an API request with the operator key; body may be nil, a string
+// (sent verbatim) or a value (sent as JSON). It returns the status and the
+// decoded JSON body (nil when empty).
+func (r *Relay) Do(method, path string, body any) (int, map[string]any) {
+	r.T.Helper()
+	return r.DoAs(OperatorKey, method, path, body)
+}
+
+// DoAs is Do with another key ("" sends no Authorization header).
+func (r *Relay) DoAs(key, method, path string, body any) (int, map[string]any) {
+	r.T.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			r.T.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, r.API+path, rd)
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			r.T.Fatalf("%s %s: status %d, body is not a JSON object: %q", method, path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+// CreateDevice creates a device in tenant and returns its token.
+func (r *Relay) CreateDevice(tenant, id string, labels map[string]string) string {
+	r.T.Helper()
+	status, body := r.Do("POST", "/api/v1/tenants/"+tenant+"/devices", map[string]any{"id": id, "model": "test", "labels": labels})
+	if status != http.StatusCreated {
+		r.T.Fatalf("create device %s/%s: %d %v", tenant, id, status, body)
+	}
+	return body["token"].(string)
+}
+
+// Device is a connected test device.
+type Device struct {
+	T    testing.TB
+	Conn *websocket.Conn
+}
+
+// Dial opens a WebSocket with the token in the Authorization header.
+func (r *Relay) Dial(tok string) (*websocket.Conn, *http.Response, error) {
+	h := http.Header{}
+	if tok != "" {
+		h.Set("Authorization", "Bearer "+tok)
+	}
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	return d.Dial(r.WS, h)
+}
+
+// Connect dials with tok, says hello and reads the welcome.
+func (r *Relay) Connect(tok string) *Device {
+	r.T.Helper()
+	c, resp, err := r.Dial(tok)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		r.T.Fatalf("dial: %v (status %d)", err, status)
+	}
+	r.T.Cleanup(func() { c.Close() })
+	d := &Device{T: r.T, Conn: c}
+	d.Send(map[string]any{"type": "hello", "protocol": 1, "model": "test", "firmware": "1.2.3", "capabilities": []string{"display"}})
+	if w := d.Read(); w["type"] != "welcome" {
+		r.T.Fatalf("want welcome, got %v", w)
+	}
+	return d
+}
+
+// Send writes one JSON frame.
+func (d *Device) Send(f map[string]any) {
+	d.T.Helper()
+	if err := d.Conn.WriteJSON(f); err != nil {
+		d.T.Fatalf("send %v: %v", f, err)
+	}
+}
+
+// Read reads one JSON frame within 5 s.
+func (d *Device) Read() map[string]any {
+	d.T.Helper()
+	f, err := d.TryRead(5 * time.Second)
+	if err != nil {
+		d.T.Fatalf("read: %v", err)
+	}
+	return f
+}
+
+// TryRead reads one JSON frame within timeout.
+func (d *Device) TryRead(timeout time.Duration) (map[string]any, error) {
+	_ = d.Conn.SetReadDeadline(time.Now().Add(timeout))
+	var f map[string]any
+	err := d.Conn.ReadJSON(&f)
+	return f, err
+}
+
+// ReadUntil reads frames until one has the given type, within 5 s.
+func (d *Device) ReadUntil(typ string) map[string]any {
+	d.T.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		f, err := d.TryRead(time.Until(deadline))
+		if err != nil {
+			d.T.Fatalf("waiting for a %q frame: %v", typ, err)
+		}
+		if f["type"] == typ {
+			return f
+		}
+	}
+	d.T.Fatalf("no %q frame within 5s", typ)
+	return nil
+}
+
+// CloseCode waits (up to timeout) for the relay to close the connection and
+// returns the close code and reason.
+func (d *Device) CloseCode(timeout time.Duration) (int, string) {
+	d.T.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		_ = d.Conn.SetReadDeadline(deadline)
+		_, _, err := d.Conn.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if ce, ok := err.(*websocket.CloseError); ok {
+			return ce.Code, ce.Text
+		}
+		d.T.Fatalf("want a close frame, got %v", err)
+		return 0, ""
+	}
+}

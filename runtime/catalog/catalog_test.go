@@ -1,0 +1,125 @@
+package catalog
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/switchyard/switchyard/graph"
+	"github.com/switchyard/switchyard/graph/embedded"
+	"github.com/switchyard/switchyard/runtime/gateway"
+	"github.com/switchyard/switchyard/runtime/token"
+)
+
+func device(tenant, id string, revoked bool) (graph.Device, string) {
+	secret, h := token.New(token.DevicePrefix)
+	return graph.Device{Meta: graph.Meta{Tenant: tenant, ID: id}, Model: "m", Labels: map[string]string{"role": "display"}, TokenHash: h[:], Revoked: revoked}, secret
+}
+
+func TestAuthenticate(t *testing.T) {
+	c := New()
+	a, aTok := device("t1", "a", false)
+	b, bTok := device("t2", "a", false) // same id, other tenant
+	r, rTok := device("t1", "r", true)
+	for _, d := range []graph.Device{a, b, r} {
+		c.Put(d)
+	}
+	cases := []struct {
+		name, token string
+		tenant      string
+		err         error
+	}{
+		{"device of t1", aTok, "t1", nil},
+		{"same id in t2", bTok, "t2", nil},
+		{"revoked", rTok, "", gateway.ErrRevoked},
+		{"unknown", "sydev_nope", "", gateway.ErrUnknownToken},
+		{"empty", "", "", gateway.ErrUnknownToken},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := c.Authenticate(tc.token)
+			if !errors.Is(err, tc.err) || id.Tenant != tc.tenant {
+				t.Fatalf("Authenticate = %+v, %v; want tenant %q, err %v", id, err, tc.tenant, tc.err)
+			}
+			if err == nil && (id.Device != "a" || id.Labels["role"] != "display") {
+				t.Fatalf("identity %+v", id)
+			}
+		})
+	}
+}
+
+func TestUpdatesReplaceAndForget(t *testing.T) {
+	c := New()
+	d, oldTok := device("t1", "a", false)
+	c.Put(d)
+
+	rotated, newTok := device("t1", "a", false)
+	c.Put(rotated)
+	if _, err := c.Authenticate(oldTok); !errors.Is(err, gateway.ErrUnknownToken) {
+		t.Fatalf("old token after rotation: %v", err)
+	}
+	if _, err := c.Authenticate(newTok); err != nil {
+		t.Fatalf("new token: %v", err)
+	}
+	rotated.Labels = map[string]string{"role": "sensor"}
+	c.Put(rotated)
+	if id, _ := c.Authenticate(newTok); id.Labels["role"] != "sensor" {
+		t.Fatalf("labels not replaced: %+v", id)
+	}
+
+	c.Remove("t1", "a")
+	if _, err := c.Authenticate(newTok); !errors.Is(err, gateway.ErrUnknownToken) || c.Len() != 0 {
+		t.Fatalf("after Remove: %v, len %d", err, c.Len())
+	}
+
+	x, xTok := device("t1", "x", false)
+	y, yTok := device("t2", "y", false)
+	c.Put(x)
+	c.Put(y)
+	c.RemoveTenant("t1")
+	if _, err := c.Authenticate(xTok); !errors.Is(err, gateway.ErrUnknownToken) {
+		t.Fatalf("device of a removed tenant: %v", err)
+	}
+	if _, err := c.Authenticate(yTok); err != nil || c.Len() != 1 {
+		t.Fatalf("other tenant's device after RemoveTenant: %v, len %d", err, c.Len())
+	}
+}
+
+func TestPutCopiesLabels(t *testing.T) {
+	c := New()
+	d, tok := device("t1", "a", false)
+	c.Put(d)
+	d.Labels["role"] = "changed-after-put"
+	if id, _ := c.Authenticate(tok); id.Labels["role"] != "display" {
+		t.Fatalf("catalog aliases the caller's label map: %v", id.Labels)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	store, err := embedded.Open(filepath.Join(t.TempDir(), "db"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := t.Context()
+	var tokens []string
+	for _, tenant := range []string{"t1", "t2"} {
+		if _, err := store.CreateTenant(ctx, graph.Tenant{ID: tenant}); err != nil {
+			t.Fatal(err)
+		}
+		d, tok := device(tenant, "dev", false)
+		if _, err := store.Tenant(tenant).Devices().Create(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, tok)
+	}
+	c, err := Load(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tok := range tokens {
+		if id, err := c.Authenticate(tok); err != nil || id.Tenant != []string{"t1", "t2"}[i] {
+			t.Fatalf("token %d: %+v %v", i, id, err)
+		}
+	}
+}

@@ -1,0 +1,171 @@
+// Command switchyard is the relay: `switchyard run` serves devices and the
+// admin API, `switchyard validate` checks a configuration file, and
+// `switchyard version` prints the build's version. This file holds flags,
+// signals and wiring only; behaviour lives in the runtime packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchyard/switchyard/runtime/app"
+	"github.com/switchyard/switchyard/runtime/config"
+)
+
+// stopHeadroom is how long shutdown may take beyond the devices' drain.
+const stopHeadroom = 5 * time.Second
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+const usage = `usage: switchyard <command> [flags]
+
+commands:
+  run       start the relay (devices on the gateway, the admin API)
+  validate  check a configuration file and print every problem
+  version   print the version
+
+flags (run, validate):
+  -c FILE          configuration file (default plugins.yaml)
+  -set KEY=VALUE   override one key, e.g. -set gateway.listen=127.0.0.1:9000 (repeatable)
+
+Environment: SWITCHYARD_<KEY PATH> with __ between levels overrides the file,
+e.g. SWITCHYARD_API__OPERATOR_KEY=… or SWITCHYARD_GATEWAY__MAX_CONNECTIONS=5000.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return serve(args[1:], stderr)
+	case "validate":
+		return validate(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "switchyard", buildVersion())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "switchyard: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// overrides collects repeated -set KEY=VALUE flags.
+type overrides map[string]string
+
+func (o overrides) String() string { return fmt.Sprint(map[string]string(o)) }
+
+func (o overrides) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q: want KEY=VALUE", s)
+	}
+	o[k] = v
+	return nil
+}
+
+func load(name string, args []string, stderr io.Writer) (*config.Config, string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "plugins.yaml", "configuration file")
+	set := overrides{}
+	fs.Var(set, "set", "override KEY=VALUE (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return nil, "", err
+	}
+	if fs.NArg() > 0 {
+		return nil, "", fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	cfg, err := config.Load(config.Source{Path: *path, Environ: os.Environ(), Overrides: set})
+	return cfg, *path, err
+}
+
+func validate(args []string, stdout, stderr io.Writer) int {
+	_, path, err := load("validate", args, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		var problems config.Problems
+		if errors.As(err, &problems) {
+			fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(problems))
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	return 0
+}
+
+func serve(args []string, stderr io.Writer) int {
+	cfg, _, err := load("run", args, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	a, err := app.Start(ctx, cfg, app.Options{
+		Logger:  log,
+		Version: buildVersion(),
+		KeyGenerated: func(key string) {
+			fmt.Fprintf(stderr, "\n"+
+				"  Switchyard generated the operator API key. It is shown this once only; keep it now:\n\n"+
+				"      %s\n\n"+
+				"  Send it as 'Authorization: Bearer <key>' to the admin API. To choose your own key,\n"+
+				"  set SWITCHYARD_API__OPERATOR_KEY (at least 24 characters).\n\n", key)
+		},
+	})
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	<-ctx.Done()
+	log.Info("shutting down", "drain_timeout", cfg.Gateway.DrainTimeout.String())
+	// The gateway drains devices within drain_timeout and then drops the
+	// rest; the headroom is for the API and the last store writes after it.
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Gateway.DrainTimeout+stopHeadroom)
+	defer cancel()
+	if err := a.Stop(sctx); err != nil {
+		log.Error("shutdown incomplete", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
