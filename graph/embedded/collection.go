@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -35,29 +36,52 @@ func (c collection[T, P]) errorf(op, id string, err error) error {
 	return fmt.Errorf("embedded: %s %s %q in tenant %q: %w", op, c.kind, id, c.tenant, err)
 }
 
-// records returns the kind bucket of the scope's tenant, or ErrNotFound.
-func (c collection[T, P]) records(tx *bolt.Tx) (*bolt.Bucket, error) {
+// records returns the kind bucket of the scope's tenant, or ErrTenantNotFound,
+// and the tenant's bucket.
+func (c collection[T, P]) records(tx *bolt.Tx) (b, tenant *bolt.Bucket, err error) {
 	tb, err := tenantBucket(tx, c.tenant)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	b := tb.Bucket(c.bucket)
+	b = tb.Bucket(c.bucket)
 	if b == nil {
-		return nil, fmt.Errorf("%w: tenant %q has no %s bucket", ErrNotDatabase, c.tenant, c.bucket)
+		return nil, nil, fmt.Errorf("%w: tenant %q has no %s bucket", ErrNotDatabase, c.tenant, c.bucket)
 	}
-	return b, nil
+	return b, tb, nil
 }
 
-// decode turns a stored record into a fresh value; the scope's tenant is
-// authoritative.
-func (c collection[T, P]) decode(data []byte) (T, error) {
+// decode turns a stored record into a fresh value, with a device's observed
+// fields from the tenant's seen bucket; the scope's tenant is authoritative.
+func (c collection[T, P]) decode(tb *bolt.Bucket, data []byte) (T, error) {
 	var rec T
 	if err := json.Unmarshal(data, P(&rec)); err != nil {
 		var zero T
 		return zero, fmt.Errorf("decode stored %s: %w", c.kind, err)
 	}
 	P(&rec).RecordMeta().Tenant = c.tenant
+	if d, ok := any(&rec).(*graph.Device); ok {
+		if err := loadSeen(tb, c.tenant, d); err != nil {
+			var zero T
+			return zero, err
+		}
+	}
 	return rec, nil
+}
+
+// encode is the stored JSON of rec, without a device's observed fields
+// (they live in the seen bucket); it returns those apart.
+func encode[T any, P record[T]](rec *T) (data []byte, observed *graph.Seen, err error) {
+	if d, ok := any(rec).(*graph.Device); ok {
+		plain := *d
+		if !d.LastSeen.IsZero() || d.Firmware != "" {
+			observed = &graph.Seen{Device: d.ID, At: d.LastSeen, Firmware: d.Firmware}
+		}
+		plain.LastSeen, plain.Firmware = time.Time{}, ""
+		data, err = json.Marshal(&plain)
+		return data, observed, err
+	}
+	data, err = json.Marshal(P(rec))
+	return data, nil, err
 }
 
 // check refuses a record that is not valid, whatever its Validate covers.
@@ -81,26 +105,36 @@ func (c collection[T, P]) Create(ctx context.Context, rec T) (T, error) {
 	}
 	ts := now()
 	m.Tenant, m.CreatedAt, m.UpdatedAt = c.tenant, ts, ts
-	data, err := json.Marshal(P(&rec))
+	data, observed, err := encode[T, P](&rec)
 	if err != nil {
 		return zero, c.errorf("create", m.ID, err)
 	}
 	key := []byte(m.ID)
+	var out T
 	err = c.s.batch(func(tx *bolt.Tx) error {
-		b, err := c.records(tx)
+		b, tb, err := c.records(tx)
 		if err != nil {
 			return err
 		}
 		if b.Get(key) != nil {
 			return graph.ErrConflict
 		}
-		return b.Put(key, data)
+		if err := b.Put(key, data); err != nil {
+			return err
+		}
+		if observed != nil {
+			if err := putSeen(tb, c.tenant, *observed); err != nil {
+				return err
+			}
+		}
+		// Return what is stored, not the caller's maps and slices.
+		out, err = c.decode(tb, data)
+		return err
 	})
 	if err != nil {
 		return zero, c.errorf("create", m.ID, err)
 	}
-	// Return what is stored, not the caller's maps and slices.
-	return c.decode(data)
+	return out, nil
 }
 
 // Get returns the record with id.
@@ -109,7 +143,7 @@ func (c collection[T, P]) Get(ctx context.Context, id string) (T, error) {
 	err := ctx.Err()
 	if err == nil {
 		err = c.s.view(func(tx *bolt.Tx) error {
-			b, err := c.records(tx)
+			b, tb, err := c.records(tx)
 			if err != nil {
 				return err
 			}
@@ -117,7 +151,7 @@ func (c collection[T, P]) Get(ctx context.Context, id string) (T, error) {
 			if data == nil || !validID(id) {
 				return graph.ErrNotFound
 			}
-			rec, err = c.decode(data)
+			rec, err = c.decode(tb, data)
 			return err
 		})
 	}
@@ -134,12 +168,12 @@ func (c collection[T, P]) List(ctx context.Context) ([]T, error) {
 	err := ctx.Err()
 	if err == nil {
 		err = c.s.view(func(tx *bolt.Tx) error {
-			b, err := c.records(tx)
+			b, tb, err := c.records(tx)
 			if err != nil {
 				return err
 			}
 			return b.ForEach(func(k, v []byte) error {
-				rec, err := c.decode(v)
+				rec, err := c.decode(tb, v)
 				if err != nil {
 					return fmt.Errorf("%q: %w", k, err)
 				}
@@ -167,9 +201,9 @@ func (c collection[T, P]) Update(ctx context.Context, rec T) (T, error) {
 	ts := now()
 	m.Tenant = c.tenant
 	key := []byte(m.ID)
-	var data []byte
+	var out T
 	err := c.s.batch(func(tx *bolt.Tx) error {
-		b, err := c.records(tx)
+		b, tb, err := c.records(tx)
 		if err != nil {
 			return err
 		}
@@ -182,20 +216,22 @@ func (c collection[T, P]) Update(ctx context.Context, rec T) (T, error) {
 			return err
 		}
 		m.CreatedAt, m.UpdatedAt = prev.CreatedAt, later(ts, prev.UpdatedAt)
-		if d, ok := any(&rec).(*graph.Device); ok {
-			if err := keepObserved(d, old); err != nil {
-				return err
-			}
-		}
-		if data, err = json.Marshal(P(&rec)); err != nil {
+		// A device's observed fields are RecordSeen's alone: an update built
+		// from an older read must not roll them back, so they are not written.
+		data, _, err := encode[T, P](&rec)
+		if err != nil {
 			return err
 		}
-		return b.Put(key, data)
+		if err := b.Put(key, data); err != nil {
+			return err
+		}
+		out, err = c.decode(tb, data)
+		return err
 	})
 	if err != nil {
 		return zero, c.errorf("update", m.ID, err)
 	}
-	return c.decode(data)
+	return out, nil
 }
 
 // Delete removes the record with id.
@@ -203,12 +239,17 @@ func (c collection[T, P]) Delete(ctx context.Context, id string) error {
 	err := ctx.Err()
 	if err == nil {
 		err = c.s.batch(func(tx *bolt.Tx) error {
-			b, err := c.records(tx)
+			b, tb, err := c.records(tx)
 			if err != nil {
 				return err
 			}
 			if !validID(id) || b.Get([]byte(id)) == nil {
 				return graph.ErrNotFound
+			}
+			if c.kind == deviceKind {
+				if err := deleteSeen(tb, c.tenant, id); err != nil {
+					return err
+				}
 			}
 			return b.Delete([]byte(id))
 		})
@@ -216,17 +257,5 @@ func (c collection[T, P]) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return c.errorf("delete", id, err)
 	}
-	return nil
-}
-
-// keepObserved carries a device's observed fields (written only by
-// RecordSeen) over from its stored form, so an update built from an older
-// read cannot roll them back.
-func keepObserved(d *graph.Device, stored []byte) error {
-	var prev graph.Device
-	if err := json.Unmarshal(stored, &prev); err != nil {
-		return err
-	}
-	d.LastSeen, d.Firmware = prev.LastSeen, prev.Firmware
 	return nil
 }

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -58,7 +60,8 @@ var (
 	devicesBucket   = []byte("devices")
 	junctionsBucket = []byte("junctions")
 	pluginsBucket   = []byte("plugins")
-	kindBuckets     = [][]byte{devicesBucket, junctionsBucket, pluginsBucket}
+	seenBucket      = []byte("seen") // observed fields of devices, see seen.go
+	kindBuckets     = [][]byte{devicesBucket, junctionsBucket, pluginsBucket, seenBucket}
 )
 
 // Options tune Open. The zero value is what a production install wants.
@@ -445,7 +448,7 @@ type scope struct {
 var _ graph.Scope = scope{}
 
 func (sc scope) Devices() graph.Collection[graph.Device] {
-	return collection[graph.Device, *graph.Device]{s: sc.s, tenant: sc.tenant, kind: "device", bucket: devicesBucket}
+	return collection[graph.Device, *graph.Device]{s: sc.s, tenant: sc.tenant, kind: deviceKind, bucket: devicesBucket}
 }
 
 func (sc scope) Junctions() graph.Collection[graph.Junction] {
@@ -472,36 +475,25 @@ func (s *Store) RecordSeen(ctx context.Context, batch []graph.Seen) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	// In key order, bbolt appends to pages instead of splitting pages all
+	// over the bucket: fewer pages are copied, written and kept in memory.
+	sorted := slices.SortedFunc(slices.Values(batch), func(a, b graph.Seen) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Device, b.Device))
+	})
 	err := closedErr(s.db.Update(func(tx *bolt.Tx) error {
-		for _, e := range batch {
+		for _, e := range sorted {
 			tb, err := tenantBucket(tx, e.Tenant)
-			if err != nil {
+			if err != nil || !validID(e.Device) {
 				continue
 			}
-			b := tb.Bucket(devicesBucket)
-			if b == nil {
-				return fmt.Errorf("%w: tenant %q has no %s bucket", ErrNotDatabase, e.Tenant, devicesBucket)
-			}
-			if !validID(e.Device) {
-				continue
-			}
-			old := b.Get([]byte(e.Device))
-			if old == nil {
-				continue
-			}
-			var d graph.Device
-			if err := json.Unmarshal(old, &d); err != nil {
-				return fmt.Errorf("decode stored device %q in tenant %q: %w", e.Device, e.Tenant, err)
-			}
-			d.LastSeen = e.At.UTC()
-			if e.Firmware != "" {
-				d.Firmware = e.Firmware
-			}
-			data, err := json.Marshal(&d)
+			devices, seen, err := deviceBuckets(tb, e.Tenant)
 			if err != nil {
 				return err
 			}
-			if err := b.Put([]byte(e.Device), data); err != nil {
+			if devices.Get([]byte(e.Device)) == nil {
+				continue
+			}
+			if err := recordSeen(seen, e); err != nil {
 				return err
 			}
 		}

@@ -16,7 +16,8 @@ import (
 )
 
 // deviceView is a device as the API shows it: never its token hash, and with
-// its live connection state from the gateway.
+// its live state from the gateway when it is connected (the store's last-seen
+// is written in batches, the session's is current).
 type deviceView struct {
 	Tenant    string            `json:"tenant"`
 	ID        string            `json:"id"`
@@ -31,11 +32,20 @@ type deviceView struct {
 	UpdatedAt time.Time         `json:"updated_at"`
 }
 
-func view(d graph.Device, connected bool) deviceView {
+// view shows d; live is its session, nil when it is not connected.
+func view(d graph.Device, live *gateway.SessionInfo) deviceView {
 	v := deviceView{
 		Tenant: d.Tenant, ID: d.ID, Name: d.Name, Model: d.Model, Labels: d.Labels,
-		Revoked: d.Revoked, Firmware: d.Firmware, Connected: connected,
+		Revoked: d.Revoked, Firmware: d.Firmware, Connected: live != nil,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+	if live != nil {
+		if live.LastSeen.After(d.LastSeen) {
+			d.LastSeen = live.LastSeen
+		}
+		if live.Firmware != "" {
+			v.Firmware = live.Firmware
+		}
 	}
 	if !d.LastSeen.IsZero() {
 		v.LastSeen = &d.LastSeen
@@ -43,13 +53,14 @@ func view(d graph.Device, connected bool) deviceView {
 	return v
 }
 
-// connected is the set of devices of tenant with a live session.
-func (s *Server) connected(tenant string) map[string]bool {
-	set := map[string]bool{}
-	for _, sess := range s.Gateway.Sessions(tenant) {
-		set[sess.Device] = true
+// live is the sessions of tenant's connected devices, by device id.
+func (s *Server) live(tenant string) map[string]*gateway.SessionInfo {
+	sessions := s.Gateway.Sessions(tenant)
+	out := make(map[string]*gateway.SessionInfo, len(sessions))
+	for i := range sessions {
+		out[sessions[i].Device] = &sessions[i]
 	}
-	return set
+	return out
 }
 
 type deviceCreate struct {
@@ -81,7 +92,7 @@ func (s *Server) listDevices(c echo.Context) error {
 	if err != nil {
 		return scopedError(c, "device", "", err)
 	}
-	live := s.connected(c.Param("tenant"))
+	live := s.live(c.Param("tenant"))
 	out := make([]deviceView, 0, len(list))
 	for _, d := range list {
 		out = append(out, view(d, live[d.ID]))
@@ -104,7 +115,7 @@ func (s *Server) createDevice(c echo.Context) error {
 		return scopedError(c, "device", b.ID, err)
 	}
 	s.Catalog.Put(d)
-	return c.JSON(http.StatusCreated, map[string]any{"device": view(d, false), "token": secret})
+	return c.JSON(http.StatusCreated, map[string]any{"device": view(d, nil), "token": secret})
 }
 
 func (s *Server) getDevice(c echo.Context) error {
@@ -112,7 +123,7 @@ func (s *Server) getDevice(c echo.Context) error {
 	if err != nil {
 		return scopedError(c, "device", c.Param("id"), err)
 	}
-	return c.JSON(http.StatusOK, view(d, s.connected(d.Tenant)[d.ID]))
+	return c.JSON(http.StatusOK, view(d, s.live(d.Tenant)[d.ID]))
 }
 
 // patchDevice changes the fields present in the body. Revoking a device
@@ -148,7 +159,7 @@ func (s *Server) patchDevice(c echo.Context) error {
 		s.Gateway.Disconnect(d.Tenant, d.ID, gateway.CloseRevoked, "device revoked")
 		s.log.Info("device revoked", "tenant", d.Tenant, "device", d.ID)
 	}
-	return c.JSON(http.StatusOK, view(d, s.connected(d.Tenant)[d.ID]))
+	return c.JSON(http.StatusOK, view(d, s.live(d.Tenant)[d.ID]))
 }
 
 func (s *Server) deleteDevice(c echo.Context) error {
@@ -176,7 +187,7 @@ func (s *Server) rotateToken(c echo.Context) error {
 	}
 	s.Catalog.Put(d)
 	s.Gateway.Disconnect(d.Tenant, d.ID, gateway.CloseRevoked, "token rotated")
-	return c.JSON(http.StatusOK, map[string]any{"device": view(d, false), "token": secret})
+	return c.JSON(http.StatusOK, map[string]any{"device": view(d, nil), "token": secret})
 }
 
 // sendMessage queues a message frame to a connected device.

@@ -15,7 +15,9 @@ import (
 // A device authenticates, says hello, heart-beats, sends data that is
 // acknowledged, and receives a message an operator sends it.
 func TestDeviceSession(t *testing.T) {
-	r := apptest.Start(t, "", nil)
+	// No last-seen flush during the test: what the API shows of a connected
+	// device comes from its live session.
+	r := apptest.Start(t, "", func(c *config.Config) { c.Gateway.LastSeenFlush = time.Hour })
 	tok := r.CreateDevice("default", "panel-1", map[string]string{"role": "display"})
 	d := r.Connect(tok)
 
@@ -39,8 +41,8 @@ func TestDeviceSession(t *testing.T) {
 	}
 
 	status, body = r.Do("GET", "/api/v1/tenants/default/devices/panel-1", nil)
-	if status != http.StatusOK || body["connected"] != true {
-		t.Fatalf("device while connected: %d %v", status, body)
+	if status != http.StatusOK || body["connected"] != true || body["firmware"] != "1.2.3" || body["last_seen"] == nil {
+		t.Fatalf("device while connected (want connected, firmware and last_seen from the session): %d %v", status, body)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/switchyard/switchyard/graph"
@@ -27,17 +29,26 @@ type Catalog struct {
 	mu      sync.RWMutex
 	byToken map[token.Hash]*entry
 	byID    map[key]*entry
+	// labels interns label sets: a fleet uses a handful of them (role=display,
+	// room=lab, …), and one map per device would cost ~350 bytes each.
+	labels map[string]*labelSet
+}
+
+type labelSet struct {
+	m    map[string]string
+	refs int
 }
 
 type entry struct {
-	id      gateway.Identity
-	hash    token.Hash
-	revoked bool
+	id       gateway.Identity
+	hash     token.Hash
+	revoked  bool
+	labelKey string
 }
 
 // New returns an empty catalog.
 func New() *Catalog {
-	return &Catalog{byToken: map[token.Hash]*entry{}, byID: map[key]*entry{}}
+	return &Catalog{byToken: map[token.Hash]*entry{}, byID: map[key]*entry{}, labels: map[string]*labelSet{}}
 }
 
 // Load fills the catalog with every device of every tenant in store.
@@ -66,18 +77,56 @@ func (c *Catalog) Put(d graph.Device) {
 		return // Device.Validate refuses such records; nothing could authenticate as it
 	}
 	e := &entry{
-		id:      gateway.Identity{Tenant: d.Tenant, Device: d.ID, Model: d.Model, Labels: maps.Clone(d.Labels)},
-		hash:    h,
-		revoked: d.Revoked,
+		id:       gateway.Identity{Tenant: d.Tenant, Device: d.ID, Model: d.Model},
+		hash:     h,
+		revoked:  d.Revoked,
+		labelKey: canonical(d.Labels),
 	}
 	k := key{d.Tenant, d.ID}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	e.id.Labels = c.intern(e.labelKey, d.Labels)
 	if old, ok := c.byID[k]; ok {
-		delete(c.byToken, old.hash)
+		c.forget(old)
 	}
 	c.byID[k] = e
 	c.byToken[h] = e
+}
+
+// intern returns the shared copy of a label set, adding it when new.
+// Called with mu held.
+func (c *Catalog) intern(k string, labels map[string]string) map[string]string {
+	if len(labels) == 0 {
+		return nil
+	}
+	ls := c.labels[k]
+	if ls == nil {
+		ls = &labelSet{m: maps.Clone(labels)}
+		c.labels[k] = ls
+	}
+	ls.refs++
+	return ls.m
+}
+
+// forget drops an entry's token and its reference to its label set.
+// Called with mu held.
+func (c *Catalog) forget(e *entry) {
+	delete(c.byToken, e.hash)
+	if ls := c.labels[e.labelKey]; ls != nil {
+		if ls.refs--; ls.refs == 0 {
+			delete(c.labels, e.labelKey)
+		}
+	}
+}
+
+// canonical is a key that two equal label sets share: sorted k=v pairs,
+// each length-prefixed so no value can imitate a separator.
+func canonical(labels map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		fmt.Fprintf(&b, "%d:%s%d:%s", len(k), k, len(labels[k]), labels[k])
+	}
+	return b.String()
 }
 
 // Remove forgets a device (after it was deleted from the store).
@@ -85,7 +134,7 @@ func (c *Catalog) Remove(tenant, device string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.byID[key{tenant, device}]; ok {
-		delete(c.byToken, old.hash)
+		c.forget(old)
 		delete(c.byID, key{tenant, device})
 	}
 }
@@ -96,7 +145,7 @@ func (c *Catalog) RemoveTenant(tenant string) {
 	defer c.mu.Unlock()
 	for k, e := range c.byID {
 		if k.tenant == tenant {
-			delete(c.byToken, e.hash)
+			c.forget(e)
 			delete(c.byID, k)
 		}
 	}

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -121,5 +122,45 @@ func TestLoad(t *testing.T) {
 		if id, err := c.Authenticate(tok); err != nil || id.Tenant != []string{"t1", "t2"}[i] {
 			t.Fatalf("token %d: %+v %v", i, id, err)
 		}
+	}
+}
+
+func TestLabelSetsAreSharedAndReleased(t *testing.T) {
+	c := New()
+	var toks []string
+	for _, id := range []string{"a", "b", "c"} {
+		d, tok := device("t1", id, false) // all labelled role=display
+		c.Put(d)
+		toks = append(toks, tok)
+	}
+	odd, oddTok := device("t1", "odd", false)
+	odd.Labels = map[string]string{"role": "display", "room": "lab"}
+	c.Put(odd)
+	if len(c.labels) != 2 {
+		t.Fatalf("%d label sets for 2 distinct ones", len(c.labels))
+	}
+	a, _ := c.Authenticate(toks[0])
+	b, _ := c.Authenticate(toks[1])
+	if a.Labels["role"] != "display" || fmt.Sprintf("%p", a.Labels) != fmt.Sprintf("%p", b.Labels) {
+		t.Fatal("equal label sets are not shared")
+	}
+	if id, _ := c.Authenticate(oddTok); id.Labels["room"] != "lab" || len(id.Labels) != 2 {
+		t.Fatalf("distinct label set mixed up: %v", id.Labels)
+	}
+	c.Remove("t1", "odd")
+	if len(c.labels) != 1 {
+		t.Fatalf("label set of a removed device kept: %d sets", len(c.labels))
+	}
+	c.RemoveTenant("t1")
+	if len(c.labels) != 0 {
+		t.Fatalf("%d label sets left after the tenant went", len(c.labels))
+	}
+}
+
+func TestCanonicalCannotBeImitated(t *testing.T) {
+	x := canonical(map[string]string{"a": "1:b2:x"})
+	y := canonical(map[string]string{"a": "1", "b": "x"})
+	if x == y {
+		t.Fatalf("two different label sets share the key %q", x)
 	}
 }

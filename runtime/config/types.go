@@ -40,7 +40,10 @@ type Gateway struct {
 	HelloTimeout time.Duration `koanf:"hello_timeout"`
 	// DrainTimeout bounds graceful shutdown.
 	DrainTimeout time.Duration `koanf:"drain_timeout"`
-	// LastSeenFlush is how often batched last-seen times are written.
+	// LastSeenFlush is how often batched last-seen times are written to the
+	// store. Connect and disconnect times reach it at the next flush; while a
+	// device is connected the API shows its live last-seen from the session,
+	// so a long interval costs no precision, only store writes.
 	LastSeenFlush time.Duration `koanf:"last_seen_flush"`
 	// TLS serves wss:// when both files are set.
 	TLS TLS `koanf:"tls"`
@@ -130,7 +133,7 @@ func Default() Config {
 			HeartbeatTimeout:  90 * time.Second,
 			HelloTimeout:      10 * time.Second,
 			DrainTimeout:      10 * time.Second,
-			LastSeenFlush:     5 * time.Second,
+			LastSeenFlush:     time.Minute,
 		},
 		API: API{
 			Listen:      "127.0.0.1:8081",

@@ -1,7 +1,9 @@
-// Package lastseen batches device liveness into periodic store writes, so a
-// fleet heart-beating every few seconds costs one write per flush interval,
-// not one per heartbeat. Only the newest sighting of each device in an
-// interval is written.
+// Package lastseen batches device liveness into store writes, so a fleet
+// heart-beating every few seconds costs one write per flush interval, not one
+// per heartbeat. Only the newest sighting of each device is written. A batch
+// is written when the interval ends or when it holds MaxPending devices,
+// whichever comes first, so its memory is bounded whatever the size of the
+// fleet or of a reconnect storm.
 //
 // It never blocks the caller on the store: Seen only touches memory.
 package lastseen
@@ -17,7 +19,18 @@ import (
 	"github.com/switchyard/switchyard/graph"
 )
 
+// MaxPending is the number of devices whose sightings start a write before
+// the interval ends.
+const MaxPending = 1024
+
 type key struct{ tenant, device string }
+
+// sighting is what is pending for one device; the key holds its names, so an
+// entry costs no second copy of them (a fleet of 19,000 keeps one each).
+type sighting struct {
+	at       int64 // unix nanoseconds
+	firmware string
+}
 
 // Batcher collects sightings and writes them with Store.RecordSeen.
 type Batcher struct {
@@ -27,8 +40,9 @@ type Batcher struct {
 	flushes *prometheus.CounterVec
 
 	mu      sync.Mutex
-	pending map[key]graph.Seen
+	pending map[key]sighting
 
+	full chan struct{} // MaxPending reached: write now
 	stop chan struct{}
 	done chan struct{}
 }
@@ -39,7 +53,8 @@ func New(store graph.Store, every time.Duration, log *slog.Logger, reg prometheu
 		store:   store,
 		every:   every,
 		log:     log,
-		pending: map[key]graph.Seen{},
+		pending: map[key]sighting{},
+		full:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -56,12 +71,18 @@ func New(store graph.Store, every time.Duration, log *slog.Logger, reg prometheu
 func (b *Batcher) Seen(tenant, device string, at time.Time, firmware string) {
 	k := key{tenant, device}
 	b.mu.Lock()
-	s := b.pending[k]
 	if firmware == "" {
-		firmware = s.Firmware // keep a version reported earlier in this interval
+		firmware = b.pending[k].firmware // keep a version reported earlier in this interval
 	}
-	b.pending[k] = graph.Seen{Tenant: tenant, Device: device, At: at, Firmware: firmware}
+	b.pending[k] = sighting{at: at.UnixNano(), firmware: firmware}
+	full := len(b.pending) >= MaxPending
 	b.mu.Unlock()
+	if full {
+		select {
+		case b.full <- struct{}{}:
+		default: // a write is already due
+		}
+	}
 }
 
 func (b *Batcher) loop() {
@@ -71,6 +92,8 @@ func (b *Batcher) loop() {
 	for {
 		select {
 		case <-t.C:
+			b.Flush(context.Background())
+		case <-b.full:
 			b.Flush(context.Background())
 		case <-b.stop:
 			return
@@ -87,10 +110,12 @@ func (b *Batcher) Flush(ctx context.Context) {
 		return
 	}
 	batch := make([]graph.Seen, 0, len(b.pending))
-	for _, s := range b.pending {
-		batch = append(batch, s)
+	for k, s := range b.pending {
+		batch = append(batch, graph.Seen{Tenant: k.tenant, Device: k.device, At: time.Unix(0, s.at), Firmware: s.firmware})
 	}
-	clear(b.pending)
+	// A fresh map, not clear(): a cleared map keeps its buckets, sized for the
+	// busiest interval, for the life of the process.
+	b.pending = make(map[key]sighting)
 	b.mu.Unlock()
 
 	if err := b.store.RecordSeen(ctx, batch); err != nil {
@@ -100,7 +125,7 @@ func (b *Batcher) Flush(ctx context.Context) {
 		for _, s := range batch {
 			k := key{s.Tenant, s.Device}
 			if _, newer := b.pending[k]; !newer {
-				b.pending[k] = s
+				b.pending[k] = sighting{at: s.At.UnixNano(), firmware: s.Firmware}
 			}
 		}
 		b.mu.Unlock()

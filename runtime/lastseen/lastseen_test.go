@@ -2,6 +2,7 @@ package lastseen
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -111,5 +112,24 @@ func TestCloseFlushes(t *testing.T) {
 	b.Close(t.Context())
 	if d := seen(t, f, "a"); !d.LastSeen.Equal(at) {
 		t.Fatalf("pending sighting lost at Close: %v", d.LastSeen)
+	}
+}
+
+func TestFullBatchIsWrittenBeforeTheInterval(t *testing.T) {
+	f, b := setup(t) // interval: one hour
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b.Seen("t", "a", at, "1.0.0")
+	for i := range MaxPending - 1 {
+		b.Seen("t", fmt.Sprintf("ghost-%d", i), at, "") // unknown devices count towards the batch, and are skipped by the store
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for seen(t, f, "a").LastSeen.IsZero() {
+		if time.Now().After(deadline) {
+			t.Fatalf("a batch of %d devices was not written within 5s of an hour-long interval", MaxPending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := f.calls.Load(); n != 1 {
+		t.Fatalf("%d writes, want 1", n)
 	}
 }

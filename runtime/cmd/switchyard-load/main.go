@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -283,6 +284,14 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 		return nil, fmt.Errorf("-servers %d must not be negative", inv.servers)
 	}
 
+	if inv.relay.Bin != "" {
+		// The relay runs in its own temp folder: a relative path would not resolve there.
+		abs, err := filepath.Abs(inv.relay.Bin)
+		if err != nil {
+			return nil, fmt.Errorf("-relay-bin %s: %w", inv.relay.Bin, err)
+		}
+		inv.relay.Bin = abs
+	}
 	switch inv.command {
 	case "compare":
 		if inv.relay.Bin == "" {
