@@ -32,23 +32,28 @@ type Catalog struct {
 	// labels interns label sets: a fleet uses a handful of them (role=display,
 	// room=lab, …), and one map per device would cost ~350 bytes each.
 	labels map[string]*labelSet
+	// tenants interns tenant names. Besides saving a copy per device, it
+	// stops an entry from pinning the buffer its name was cut from (the API
+	// passes a substring of the request line).
+	tenants map[string]string
 }
 
 type labelSet struct {
+	key  string
 	m    map[string]string
 	refs int
 }
 
 type entry struct {
-	id       gateway.Identity
-	hash     token.Hash
-	revoked  bool
-	labelKey string
+	id      gateway.Identity
+	hash    token.Hash
+	revoked bool
+	labels  *labelSet // nil without labels
 }
 
 // New returns an empty catalog.
 func New() *Catalog {
-	return &Catalog{byToken: map[token.Hash]*entry{}, byID: map[key]*entry{}, labels: map[string]*labelSet{}}
+	return &Catalog{byToken: map[token.Hash]*entry{}, byID: map[key]*entry{}, labels: map[string]*labelSet{}, tenants: map[string]string{}}
 }
 
 // Load fills the catalog with every device of every tenant in store.
@@ -77,15 +82,17 @@ func (c *Catalog) Put(d graph.Device) {
 		return // Device.Validate refuses such records; nothing could authenticate as it
 	}
 	e := &entry{
-		id:       gateway.Identity{Tenant: d.Tenant, Device: d.ID, Model: d.Model},
-		hash:     h,
-		revoked:  d.Revoked,
-		labelKey: canonical(d.Labels),
+		id:      gateway.Identity{Device: strings.Clone(d.ID), Model: strings.Clone(d.Model)},
+		hash:    h,
+		revoked: d.Revoked,
 	}
-	k := key{d.Tenant, d.ID}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e.id.Labels = c.intern(e.labelKey, d.Labels)
+	e.id.Tenant = c.tenant(d.Tenant)
+	if e.labels = c.internLabels(d.Labels); e.labels != nil {
+		e.id.Labels = e.labels.m
+	}
+	k := key{e.id.Tenant, e.id.Device}
 	if old, ok := c.byID[k]; ok {
 		c.forget(old)
 	}
@@ -93,28 +100,39 @@ func (c *Catalog) Put(d graph.Device) {
 	c.byToken[h] = e
 }
 
-// intern returns the shared copy of a label set, adding it when new.
-// Called with mu held.
-func (c *Catalog) intern(k string, labels map[string]string) map[string]string {
+// tenant returns the catalog's copy of a tenant name. Called with mu held.
+func (c *Catalog) tenant(name string) string {
+	if t, ok := c.tenants[name]; ok {
+		return t
+	}
+	t := strings.Clone(name)
+	c.tenants[t] = t
+	return t
+}
+
+// internLabels returns the shared copy of a label set (nil for none),
+// adding it when new. Called with mu held.
+func (c *Catalog) internLabels(labels map[string]string) *labelSet {
 	if len(labels) == 0 {
 		return nil
 	}
+	k := canonical(labels)
 	ls := c.labels[k]
 	if ls == nil {
-		ls = &labelSet{m: maps.Clone(labels)}
+		ls = &labelSet{key: k, m: maps.Clone(labels)}
 		c.labels[k] = ls
 	}
 	ls.refs++
-	return ls.m
+	return ls
 }
 
 // forget drops an entry's token and its reference to its label set.
 // Called with mu held.
 func (c *Catalog) forget(e *entry) {
 	delete(c.byToken, e.hash)
-	if ls := c.labels[e.labelKey]; ls != nil {
+	if ls := e.labels; ls != nil {
 		if ls.refs--; ls.refs == 0 {
-			delete(c.labels, e.labelKey)
+			delete(c.labels, ls.key)
 		}
 	}
 }
@@ -149,6 +167,7 @@ func (c *Catalog) RemoveTenant(tenant string) {
 			delete(c.byID, k)
 		}
 	}
+	delete(c.tenants, tenant)
 }
 
 // Authenticate resolves a presented device token. The identity's Labels map

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"unsafe"
 
 	"github.com/switchyard/switchyard/graph"
 	"github.com/switchyard/switchyard/graph/embedded"
@@ -162,5 +163,27 @@ func TestCanonicalCannotBeImitated(t *testing.T) {
 	y := canonical(map[string]string{"a": "1", "b": "x"})
 	if x == y {
 		t.Fatalf("two different label sets share the key %q", x)
+	}
+}
+
+// Entries share one copy of their tenant's name, never the caller's buffer
+// (the API hands in substrings of its request line).
+func TestTenantNamesAreInterned(t *testing.T) {
+	c := New()
+	line := []byte("POST /api/v1/tenants/acme/devices HTTP/1.1")
+	var toks []string
+	for _, id := range []string{"a", "b"} {
+		d, tok := device(string(line[21:25]), id, false) // "acme", a fresh buffer each time
+		c.Put(d)
+		toks = append(toks, tok)
+	}
+	a, _ := c.Authenticate(toks[0])
+	b, _ := c.Authenticate(toks[1])
+	if a.Tenant != "acme" || unsafe.StringData(a.Tenant) != unsafe.StringData(b.Tenant) {
+		t.Fatalf("tenant names not shared: %q %q", a.Tenant, b.Tenant)
+	}
+	c.RemoveTenant("acme")
+	if len(c.tenants) != 0 {
+		t.Fatalf("tenant name kept after RemoveTenant: %v", c.tenants)
 	}
 }
