@@ -233,37 +233,16 @@ func (c *clients) connectAll(ctx context.Context) ConnectReport {
 	ctx, cancel := context.WithTimeout(ctx, c.spec.ConnectTimeout)
 	defer cancel()
 	start := time.Now()
-	var next, done atomic.Int64
-	var wg sync.WaitGroup
-	for range min(c.spec.Concurrency, c.spec.Count) {
-		wg.Go(func() {
-			for {
-				j := int(next.Add(1) - 1)
-				if j >= c.spec.Count {
-					return
-				}
-				if ctx.Err() != nil {
-					c.fail("not dialed: connect timeout")
-				} else if f := c.connect(ctx, j); f != nil {
-					c.fail(f.reason())
-				}
-				done.Add(1)
-			}
-		})
-	}
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	progress := time.NewTicker(5 * time.Second)
-	defer progress.Stop()
-wait:
-	for {
-		select {
-		case <-progress.C:
-			c.log.Info("connecting", "done", done.Load(), "of", c.spec.Count, "open", c.open.Load())
-		case <-finished:
-			break wait
+	forEach(c.spec.Count, c.spec.Concurrency, func(j int) bool {
+		if ctx.Err() != nil {
+			c.fail("not dialed: connect timeout")
+		} else if f := c.connect(ctx, j); f != nil {
+			c.fail(f.reason())
 		}
-	}
+		return true
+	}, func(done int64) {
+		c.log.Info("connecting", "done", done, "of", c.spec.Count, "open", c.open.Load())
+	})
 	end := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()

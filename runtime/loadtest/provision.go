@@ -9,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -53,38 +51,20 @@ func (p Provisioner) Provision(ctx context.Context, ids []string) ([]string, err
 	defer cancel(nil)
 
 	tokens := make([]string, len(ids))
-	var next, done atomic.Int64
-	var wg sync.WaitGroup
-	for range min(p.Concurrency, len(ids)) {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= len(ids) {
-					return
-				}
-				tok, err := p.create(ctx, client, ids[i])
-				if err != nil {
-					cancel(err)
-					return
-				}
-				tokens[i] = tok
-				done.Add(1)
-			}
-		})
-	}
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	progress := time.NewTicker(5 * time.Second)
-	defer progress.Stop()
-wait:
-	for {
-		select {
-		case <-progress.C:
-			p.Log.Info("provisioning", "api", p.API, "done", done.Load(), "of", len(ids))
-		case <-finished:
-			break wait
+	forEach(len(ids), p.Concurrency, func(i int) bool {
+		if ctx.Err() != nil {
+			return false
 		}
-	}
+		tok, err := p.create(ctx, client, ids[i])
+		if err != nil {
+			cancel(err)
+			return false
+		}
+		tokens[i] = tok
+		return true
+	}, func(done int64) {
+		p.Log.Info("provisioning", "api", p.API, "done", done, "of", len(ids))
+	})
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}
