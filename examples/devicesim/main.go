@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,12 +29,17 @@ func main() {
 	firmware := flag.String("firmware", "1.0.0", "firmware version reported in hello")
 	stream := flag.String("send", "", "send a simulated temperature reading on this stream")
 	every := flag.Duration("every", 2*time.Second, "interval between readings")
+	caps := flag.String("capabilities", "", "capabilities reported in hello, comma-separated (e.g. display)")
 	flag.Parse()
 	if *tok == "" {
 		fmt.Fprintln(os.Stderr, "devicesim: -token is required (the token printed when the device was created)")
 		os.Exit(2)
 	}
-	if err := run(*url, *tok, *model, *firmware, *stream, *every); err != nil {
+	var capabilities []string
+	if *caps != "" {
+		capabilities = strings.Split(*caps, ",")
+	}
+	if err := run(*url, *tok, *model, *firmware, capabilities, *stream, *every); err != nil {
 		fmt.Fprintln(os.Stderr, "devicesim:", err)
 		os.Exit(1)
 	}
@@ -41,7 +47,7 @@ func main() {
 
 type frame = map[string]any
 
-func run(url, tok, model, firmware, stream string, every time.Duration) error {
+func run(url, tok, model, firmware string, capabilities []string, stream string, every time.Duration) error {
 	h := http.Header{"Authorization": {"Bearer " + tok}}
 	conn, resp, err := websocket.DefaultDialer.Dial(url, h)
 	if err != nil {
@@ -58,7 +64,7 @@ func run(url, tok, model, firmware, stream string, every time.Duration) error {
 		defer mu.Unlock()
 		return conn.WriteJSON(f)
 	}
-	if err := send(frame{"type": "hello", "protocol": 1, "model": model, "firmware": firmware, "capabilities": []string{"display"}}); err != nil {
+	if err := send(frame{"type": "hello", "protocol": 1, "model": model, "firmware": firmware, "capabilities": capabilities}); err != nil {
 		return err
 	}
 	var welcome struct {

@@ -12,6 +12,8 @@ package junction
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,6 +67,7 @@ type Router struct {
 	mu    sync.Mutex // serialises writers of table
 	table atomic.Pointer[map[string][]graph.Junction]
 
+	boot      string // random per process, so ids never repeat across restarts
 	seq       atomic.Uint64
 	delivered *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
@@ -73,8 +76,11 @@ type Router struct {
 // New returns a router with an empty table. Attach its sender before
 // routing: the gateway both feeds the router and is its device target.
 func New(log *slog.Logger, reg prometheus.Registerer) *Router {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
 	r := &Router{
-		log: log,
+		log:  log,
+		boot: hex.EncodeToString(b[:]),
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_junction_delivered_total",
 			Help: "Messages handed to a target, by tenant and junction.",
@@ -178,6 +184,7 @@ func (r *Router) drop(j graph.Junction, m Message, reason string) {
 	r.log.Debug("message dropped", "tenant", j.Tenant, "junction", j.ID, "subject", m.Subject, "reason", reason)
 }
 
+// nextID is a message id unique across restarts: <boot>-<sequence>.
 func (r *Router) nextID() string {
-	return "r" + strconv.FormatUint(r.seq.Add(1), 10)
+	return r.boot + "-" + strconv.FormatUint(r.seq.Add(1), 10)
 }

@@ -89,15 +89,24 @@ func TestRoute(t *testing.T) {
 	r.DeviceData(gateway.Identity{Tenant: "t1", Device: "sensor-1"}, "raw", json.RawMessage(`2`), at)
 
 	count := map[string]int{}
+	ids := map[string]bool{}
 	for k, msgs := range f.got {
 		count[k] = len(msgs)
 		for _, m := range msgs {
 			if m.ID == "" || !m.Time.Equal(at) {
 				t.Errorf("%s got %+v: want an id and the source time", k, m)
 			}
+			ids[m.ID] = true
 		}
 	}
 	want := map[string]int{"t1/display-1": 1, "t1/display-2": 1 + 2} // displays once; lab for both streams
+	if len(ids) != 3 { // one per junction a message took: telemetry via displays and lab, raw via lab
+		t.Errorf("%d distinct message ids, want 3", len(ids))
+	}
+	other := New(slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if id := other.nextID(); ids[id] {
+		t.Errorf("a second router (a restart) reused the id %q", id)
+	}
 	if !maps.Equal(count, want) {
 		t.Fatalf("deliveries %v, want %v (t2 and the disabled junction must get nothing)", count, want)
 	}
