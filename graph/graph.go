@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"time"
 )
@@ -142,9 +143,23 @@ type Junction struct {
 	// Source is a subject pattern: tokens separated by '.', where '*' matches
 	// one token and a final '>' matches one or more (e.g. "device.*.temp").
 	Source string `json:"source"`
+	// Collector, when set, limits the source to the messages of that
+	// collector instance; otherwise any source of the tenant whose subject
+	// matches (devices publish on device.<id>.<stream>).
+	Collector string `json:"collector,omitempty"`
 	// Transforms are plugin instance ids, applied in order.
 	Transforms []string `json:"transforms,omitempty"`
 	Targets    []Target `json:"targets"`
+	// Throttle bounds the rate the junction takes messages in; messages
+	// over it are dropped (and counted), never queued without bound.
+	Throttle Throttle `json:"throttle,omitzero"`
+}
+
+// Throttle is a token bucket: Rate messages per second on average, Burst at
+// once. The zero value means no throttle.
+type Throttle struct {
+	Rate  float64 `json:"rate"`
+	Burst int     `json:"burst,omitempty"`
 }
 
 // Target is one destination of a junction: exactly one of Device, Selector
@@ -162,8 +177,17 @@ func (j *Junction) Validate() error {
 	if err := ValidSubjectPattern(j.Source); err != nil {
 		errs = append(errs, Invalid("source", "%v", err))
 	}
+	if j.Collector != "" {
+		errs = append(errs, ValidID("collector", j.Collector))
+	}
 	for i, t := range j.Transforms {
 		errs = append(errs, ValidID(fmt.Sprintf("transforms[%d]", i), t))
+	}
+	if j.Throttle.Rate < 0 || math.IsNaN(j.Throttle.Rate) || math.IsInf(j.Throttle.Rate, 0) {
+		errs = append(errs, Invalid("throttle.rate", "must be a positive number of messages per second (0: no throttle)"))
+	}
+	if j.Throttle.Burst < 0 || (j.Throttle.Burst > 0 && j.Throttle.Rate == 0) {
+		errs = append(errs, Invalid("throttle.burst", "must be positive, and only with a rate"))
 	}
 	if len(j.Targets) == 0 {
 		errs = append(errs, Invalid("targets", "at least one target is required"))

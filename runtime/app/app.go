@@ -35,6 +35,7 @@ type App struct {
 	store    graph.Store
 	seen     *lastseen.Batcher
 	gateway  *gateway.Gateway
+	router   *junction.Router
 	api      *api.Server
 	stopping atomic.Bool
 }
@@ -91,7 +92,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	a.seen = lastseen.New(store, cfg.Gateway.LastSeenFlush, o.Logger, reg)
 	cleanup = append(cleanup, func() { a.seen.Close(context.Background()) })
 
-	router := junction.New(o.Logger, reg)
+	router := junction.New(junction.Options{Logger: o.Logger, Registry: reg})
 	gw, err := gateway.New(gateway.Options{
 		Config:     cfg.Gateway,
 		Auth:       devices,
@@ -104,6 +105,8 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		return nil, err
 	}
 	router.Attach(gw)
+	a.router = router
+	cleanup = append(cleanup, router.Close)
 	tenants, err := store.ListTenants(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
@@ -156,10 +159,12 @@ func (a *App) notStopping(context.Context) error {
 	return nil
 }
 
-// Stop drains devices (close 1001 with a reconnect hint), stops the API,
-// writes pending last-seen times and closes the store, all within ctx.
+// Stop delivers what the junctions hold, drains devices (close 1001 with a
+// reconnect hint), stops the API, writes pending last-seen times and closes
+// the store, all within ctx.
 func (a *App) Stop(ctx context.Context) error {
 	a.stopping.Store(true)
+	a.router.Close()
 	errs := []error{a.gateway.Shutdown(ctx)}
 	errs = append(errs, a.api.Shutdown(ctx))
 	a.seen.Close(ctx)

@@ -18,16 +18,10 @@ func seed(ctx context.Context, store graph.Store, declared []config.Junction) er
 		return err
 	}
 	for _, d := range declared {
-		tenant := d.Tenant
-		if tenant == "" {
-			tenant = graph.DefaultTenant
-		}
+		j := d.Record()
+		tenant := j.Tenant
 		if err := ensureTenant(ctx, store, tenant); err != nil {
 			return err
-		}
-		j := graph.Junction{Meta: graph.Meta{ID: d.ID}, Enabled: true, Source: d.Source, Transforms: d.Transforms}
-		for _, t := range d.Targets {
-			j.Targets = append(j.Targets, graph.Target{Device: t.Device, Selector: t.Selector, Broker: t.Broker})
 		}
 		junctions := store.Tenant(tenant).Junctions()
 		_, err := junctions.Update(ctx, j)
@@ -35,7 +29,7 @@ func seed(ctx context.Context, store graph.Store, declared []config.Junction) er
 			_, err = junctions.Create(ctx, j)
 		}
 		if err != nil {
-			return fmt.Errorf("junctions: apply %q of tenant %q: %w", d.ID, tenant, err)
+			return fmt.Errorf("junctions: apply %q of tenant %q: %w", j.ID, tenant, err)
 		}
 	}
 	return nil

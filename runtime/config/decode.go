@@ -167,6 +167,8 @@ func (d *decoder) decode(path string, in any, out reflect.Value, secret bool) {
 		d.boolean(path, in, out, secret)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		d.integer(path, in, out, secret)
+	case reflect.Float64:
+		d.float(path, in, out, secret)
 	case reflect.Struct:
 		m, ok := in.(map[string]any)
 		if !ok {
@@ -262,6 +264,36 @@ func (d *decoder) integer(path string, in any, out reflect.Value, secret bool) {
 		return
 	}
 	out.SetInt(n)
+}
+
+// float reads a number: a YAML int or float, or a decimal string (the
+// environment and flags give strings). NaN and infinities are refused.
+func (d *decoder) float(path string, in any, out reflect.Value, secret bool) {
+	var f float64
+	switch v := in.(type) {
+	case int:
+		f = float64(v)
+	case int64:
+		f = float64(v)
+	case uint64:
+		f = float64(v)
+	case float64:
+		f = v
+	case string:
+		var err error
+		if f, err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+			d.fail(path, "expected a number, got %s", describe(in, secret))
+			return
+		}
+	default:
+		d.fail(path, "expected a number, got %s", describe(in, secret))
+		return
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		d.fail(path, "expected a finite number, got %s", describe(in, secret))
+		return
+	}
+	out.SetFloat(f)
 }
 
 // asInt64 reads an integer from a YAML number or a decimal string (the

@@ -75,20 +75,22 @@ func TestDecodeKinds(t *testing.T) {
 		errs []string
 	}{
 		{"values", map[string]any{
-			"on": "true", "small": -128, "names": []any{"a", "b"},
+			"on": "true", "small": -128, "ratio": 2, "names": []any{"a", "b"},
 			"free": map[string]any{"deep": []any{map[any]any{1: "x"}}},
-		}, sample{On: true, Small: -128, Names: []string{"a", "b"},
+		}, sample{On: true, Small: -128, Ratio: 2, Names: []string{"a", "b"},
 			Free: map[string]any{"deep": []any{map[string]any{"1": "x"}}}}, nil},
 		{"bool from YAML", map[string]any{"on": true}, sample{On: true}, nil},
+		{"float from YAML and env", map[string]any{"ratio": 0.25}, sample{Ratio: 0.25}, nil},
+		{"float from a string", map[string]any{"ratio": " 1.5 "}, sample{Ratio: 1.5}, nil},
 		{"wrong kinds", map[string]any{
-			"on": "yes please", "small": 128, "ratio": 0.5, "by_int": map[string]any{"1": "a"},
+			"on": "yes please", "small": 128, "ratio": "fast", "by_int": map[string]any{"1": "a"},
 			"names": []any{"a", 2}, "-": "x",
 		}, sample{}, []string{
 			`-: unknown key (expected one of: on, small, ratio, by_int, names, free)`,
 			`by_int: cannot be decoded into unsupported type map[int]string`,
 			`names[1]: expected a string, got number 2 (put it in quotes if it is meant as text)`,
 			`on: expected true or false, got string "yes please"`,
-			`ratio: cannot be decoded into unsupported type float64`,
+			`ratio: expected a number, got string "fast"`,
 			`small: number 128 is out of range`,
 		}},
 		{"long string", map[string]any{"small": strings.Repeat("x", 100)}, sample{}, []string{

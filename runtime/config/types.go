@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/switchyard/switchyard/graph"
+)
 
 // Config is the whole of plugins.yaml after defaults, file, environment and
 // flags have been merged (in that order; later wins).
@@ -103,8 +107,37 @@ type Junction struct {
 	ID         string   `koanf:"id"`
 	Tenant     string   `koanf:"tenant"`
 	Source     string   `koanf:"source"`
+	Collector  string   `koanf:"collector"`
 	Transforms []string `koanf:"transforms"`
 	Targets    []Target `koanf:"targets"`
+	Throttle   Throttle `koanf:"throttle"`
+}
+
+// Throttle bounds the rate a junction takes messages in (0: unbounded).
+type Throttle struct {
+	Rate  float64 `koanf:"rate"`
+	Burst int     `koanf:"burst"`
+}
+
+// Record is the junction as the graph stores it (declared junctions are
+// always enabled).
+func (j Junction) Record() graph.Junction {
+	tenant := j.Tenant
+	if tenant == "" {
+		tenant = graph.DefaultTenant
+	}
+	rec := graph.Junction{
+		Meta:       graph.Meta{Tenant: tenant, ID: j.ID},
+		Enabled:    true,
+		Source:     j.Source,
+		Collector:  j.Collector,
+		Transforms: j.Transforms,
+		Throttle:   graph.Throttle{Rate: j.Throttle.Rate, Burst: j.Throttle.Burst},
+	}
+	for _, t := range j.Targets {
+		rec.Targets = append(rec.Targets, graph.Target{Device: t.Device, Selector: t.Selector, Broker: t.Broker})
+	}
+	return rec
 }
 
 // Target is one destination of a declared junction.

@@ -300,17 +300,14 @@ func (v *validation) junctions(junctions []Junction, declared map[tenantID]decla
 		path := fmt.Sprintf("junctions[%d]", i)
 		tenant := tenantOf(j.Tenant)
 		v.graphErr(path, graph.ValidID("tenant", tenant))
-		rec := graph.Junction{
-			Meta:       graph.Meta{Tenant: tenant, ID: j.ID},
-			Enabled:    true,
-			Source:     j.Source,
-			Transforms: j.Transforms,
-			Targets:    make([]graph.Target, len(j.Targets)),
-		}
-		for ti, t := range j.Targets {
-			rec.Targets[ti] = graph.Target{Device: t.Device, Selector: t.Selector, Broker: t.Broker}
+		rec := j.Record()
+		if len(rec.Targets) == 0 {
+			rec.Targets = []graph.Target{} // "at least one target" is reported once, by Validate
 		}
 		v.graphErr(path, rec.Validate())
+		if j.Collector != "" {
+			v.reference(path+".collector", tenant, j.Collector, "collectors", declared)
+		}
 
 		if graph.ValidID("", j.ID) == nil {
 			key := tenantID{tenant, j.ID}

@@ -1,0 +1,3 @@
+module github.com/switchyard/switchyard/sdk
+
+go 1.26
