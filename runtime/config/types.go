@@ -100,6 +100,17 @@ type Plugin struct {
 	Runtime string         `koanf:"runtime"`
 	Module  string         `koanf:"module"`
 	Config  map[string]any `koanf:"config"`
+	// Interval is how often a collector is called (collectors only).
+	Interval time.Duration `koanf:"interval"`
+	// Limits bound each WASM instance; zero fields take the host's defaults.
+	Limits PluginLimits `koanf:"limits"`
+}
+
+// PluginLimits bound a WASM plugin instance.
+type PluginLimits struct {
+	Memory      ByteSize      `koanf:"memory"`       // linear memory cap per module instance
+	CallTimeout time.Duration `koanf:"call_timeout"` // deadline of one call into the guest
+	PoolSize    int           `koanf:"pool_size"`    // module instances serving calls at once
 }
 
 // Junction declares one junction.

@@ -275,6 +275,21 @@ func (v *validation) plugins(plugins []Plugin) map[tenantID]declaredPlugin {
 				v.add(path+".module", "must be empty for runtime builtin: built-in plugins are compiled in")
 			}
 		}
+		switch kind, _, _ := strings.Cut(p.Use, "."); {
+		case kind == "collectors" && p.Interval <= 0:
+			v.add(path+".interval", "is required for a collector: how often it is called, e.g. 1s")
+		case kind != "collectors" && p.Interval != 0:
+			v.add(path+".interval", "applies to collectors only")
+		}
+		if p.Limits.Memory < 0 || (p.Limits.Memory > 0 && (p.Limits.Memory < 64<<10 || p.Limits.Memory > 4<<30)) {
+			v.add(path+".limits.memory", "must be between 64KiB and 4GiB")
+		}
+		if p.Limits.CallTimeout < 0 {
+			v.add(path+".limits.call_timeout", "must be positive")
+		}
+		if p.Limits.PoolSize < 0 || p.Limits.PoolSize > 256 {
+			v.add(path+".limits.pool_size", "must be between 1 and 256")
+		}
 		if graph.ValidID("", p.ID) != nil {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/graph"
 )
@@ -103,6 +104,37 @@ func TestValidate(t *testing.T) {
 			`junctions[0].targets[0].broker: "out" is not a plugin declared in tenant "default"`,
 			`junctions[1].targets[0].selector: key "Room": must be 1-63 characters of a-z, 0-9, '-', '_' or '.'`,
 			`junctions[1].id: "j" is already declared in tenant "default" by junctions[0]`,
+		}},
+		{"plugin interval and limits", func(c *Config) {
+			c.Plugins = []Plugin{
+				{ID: "synth", Use: "collectors.synthetic", Runtime: "wasm", Module: "s.wasm", Interval: time.Second,
+					Limits: PluginLimits{Memory: 16 << 20, CallTimeout: 50 * time.Millisecond, PoolSize: 4}},
+				{ID: "quiet", Use: "collectors.synthetic", Runtime: "wasm", Module: "s.wasm"},
+				{ID: "scale", Use: "transforms.scale", Runtime: "wasm", Module: "t.wasm", Interval: time.Second,
+					Limits: PluginLimits{Memory: 1024, CallTimeout: -1, PoolSize: 1000}},
+			}
+		}, []string{
+			`plugins[1].interval: is required for a collector: how often it is called, e.g. 1s`,
+			`plugins[2].interval: applies to collectors only`,
+			`plugins[2].limits.memory: must be between 64KiB and 4GiB`,
+			`plugins[2].limits.call_timeout: must be positive`,
+			`plugins[2].limits.pool_size: must be between 1 and 256`,
+		}},
+		{"junction collector and throttle", func(c *Config) {
+			c.Plugins = []Plugin{
+				{ID: "synth", Use: "collectors.synthetic", Runtime: "wasm", Module: "s.wasm", Interval: time.Second},
+				{ID: "scale", Use: "transforms.scale", Runtime: "wasm", Module: "t.wasm"},
+			}
+			c.Junctions = []Junction{
+				{ID: "ok", Source: "synthetic.>", Collector: "synth", Targets: []Target{{Device: "d"}}, Throttle: Throttle{Rate: 2.5, Burst: 5}},
+				{ID: "bad", Source: "x", Collector: "scale", Targets: []Target{{Device: "d"}}, Throttle: Throttle{Rate: -1}},
+				{ID: "burst", Source: "x", Collector: "ghost", Targets: []Target{{Device: "d"}}, Throttle: Throttle{Burst: 3}},
+			}
+		}, []string{
+			`junctions[1].throttle.rate: must be a positive number of messages per second (0: no throttle)`,
+			`junctions[1].collector: "scale" is a transforms plugin (plugins[1]); only collectors plugins can be used here`,
+			`junctions[2].throttle.burst: must be positive, and only with a rate`,
+			`junctions[2].collector: "ghost" is not a plugin declared in tenant "default"`,
 		}},
 	}
 	for _, tt := range tests {
