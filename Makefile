@@ -6,11 +6,15 @@ LDFLAGS  := -X main.version=$(VERSION)
 CONFIG   ?= plugins.yaml
 FUZZTIME ?= 5s
 
-.PHONY: run build test unit fuzz lint bench load clean
+.PHONY: run build plugins test unit fuzz lint bench load clean
 
-## run: build and start Switchyard on the embedded store with plugins.yaml
-run: build
+## run: build the relay and the shipped plugins, start Switchyard with plugins.yaml
+run: build plugins
 	$(BIN)/switchyard run -c $(CONFIG)
+
+## plugins: the shipped WASM plugins (Go guests) into bin/plugins (no-op when up to date)
+plugins:
+	./plugins/build.sh $(BIN)/plugins
 
 ## build: the relay, the load tool and the device simulator into ./bin
 build:
@@ -23,6 +27,7 @@ test: lint unit fuzz
 
 unit:
 	$(GO) test -race -count=1 ./...
+	cd sdk && $(GO) test -race -count=1 ./...
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
@@ -32,6 +37,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./plugins/...
+	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
 
 ## bench: Go benchmarks (figures only; nothing fails on timing)
 bench:

@@ -6,11 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${FUZZTIME:-5s}
 count=0
-for pkg in $(go list ./...); do
-  for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
-    echo "fuzz $pkg $target ($fuzztime)"
-    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
-    count=$((count + 1))
+for module in . sdk; do
+  for pkg in $(cd "$module" && go list ./...); do
+    for target in $(cd "$module" && go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+      echo "fuzz $pkg $target ($fuzztime)"
+      (cd "$module" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg")
+      count=$((count + 1))
+    done
   done
 done
 echo "fuzz: $count target(s) ran for $fuzztime each"

@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/runtime/catalog"
 	"github.com/switchyard/switchyard/runtime/config"
 	"github.com/switchyard/switchyard/runtime/gateway"
+	"github.com/switchyard/switchyard/runtime/host"
 	"github.com/switchyard/switchyard/runtime/junction"
 	"github.com/switchyard/switchyard/runtime/token"
 )
@@ -35,6 +36,7 @@ type Options struct {
 	Catalog     *catalog.Catalog
 	Gateway     *gateway.Gateway
 	Router      *junction.Router
+	Plugins     *host.Set
 	OperatorKey token.Hash
 	Ready       []Check
 	Logger      *slog.Logger
@@ -74,6 +76,7 @@ func New(o Options) *Server {
 	// /api/), not group middleware: echo answers 404 instead of 405 for a
 	// group with middleware.
 	v1 := e.Group("/api/v1")
+	v1.GET("/plugins", s.listPlugins)
 	v1.GET("/tenants", s.listTenants)
 	v1.POST("/tenants", s.createTenant)
 	v1.GET("/tenants/:tenant", s.getTenant)
@@ -185,4 +188,10 @@ func (s *Server) junctionsChanged(c echo.Context) error {
 		return storeError("tenant", tenant, err)
 	}
 	return nil
+}
+
+// listPlugins lists the running plugin instances of every tenant with their
+// module's sha256, state and last error.
+func (s *Server) listPlugins(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"plugins": s.Plugins.List()})
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/switchyard/switchyard/runtime/catalog"
 	"github.com/switchyard/switchyard/runtime/config"
 	"github.com/switchyard/switchyard/runtime/gateway"
+	"github.com/switchyard/switchyard/runtime/host"
+	"github.com/switchyard/switchyard/runtime/host/wasm"
 	"github.com/switchyard/switchyard/runtime/junction"
 	"github.com/switchyard/switchyard/runtime/lastseen"
 )
@@ -35,6 +37,8 @@ type App struct {
 	store    graph.Store
 	seen     *lastseen.Batcher
 	gateway  *gateway.Gateway
+	wasm     *wasm.Runtime
+	plugins  *host.Set
 	router   *junction.Router
 	api      *api.Server
 	stopping atomic.Bool
@@ -52,9 +56,6 @@ type Options struct {
 // Start brings Switchyard up. On error everything started so far is stopped.
 func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error) {
 	a := &App{cfg: cfg, log: o.Logger}
-	if len(cfg.Plugins) > 0 {
-		return nil, errors.New("plugins: this build has no plugin host yet; remove the plugins section")
-	}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -89,10 +90,29 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// Compiled modules are cached on disk next to the store, so a restart
+	// loads them in milliseconds instead of compiling them again.
+	wrt, err := wasm.NewRuntime(ctx, wasm.RuntimeOptions{
+		CacheDir:   cfg.CacheDirOrDefault(),
+		Logger:     o.Logger,
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("plugin host: %w", err)
+	}
+	cleanup = append(cleanup, func() { _ = wrt.Close(context.Background()) })
+	a.wasm = wrt
+	plugins, err := host.Load(ctx, wrt, cfg.Plugins, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	a.plugins = plugins
+	cleanup = append(cleanup, func() { plugins.Close(context.Background()) })
+
 	a.seen = lastseen.New(store, cfg.Gateway.LastSeenFlush, o.Logger, reg)
 	cleanup = append(cleanup, func() { a.seen.Close(context.Background()) })
 
-	router := junction.New(junction.Options{Logger: o.Logger, Registry: reg})
+	router := junction.New(junction.Options{Stages: plugins, Logger: o.Logger, Registry: reg})
 	gw, err := gateway.New(gateway.Options{
 		Config:     cfg.Gateway,
 		Auth:       devices,
@@ -122,6 +142,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	}
 	a.gateway = gw
 	cleanup = append(cleanup, func() { _ = gw.Shutdown(context.Background()) })
+	plugins.Start(router.Route)
 
 	a.api = api.New(api.Options{
 		Config:      cfg.API,
@@ -129,6 +150,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Catalog:     devices,
 		Gateway:     gw,
 		Router:      router,
+		Plugins:     plugins,
 		OperatorKey: keyHash,
 		Ready: []api.Check{
 			{Name: "store", Check: store.Ping},
@@ -159,13 +181,14 @@ func (a *App) notStopping(context.Context) error {
 	return nil
 }
 
-// Stop delivers what the junctions hold, drains devices (close 1001 with a
+// Stop stops the collectors, delivers what the junctions hold, drains devices (close 1001 with a
 // reconnect hint), stops the API, writes pending last-seen times and closes
 // the store, all within ctx.
 func (a *App) Stop(ctx context.Context) error {
 	a.stopping.Store(true)
+	a.plugins.Close(ctx) // no collector emits any more
 	a.router.Close()
-	errs := []error{a.gateway.Shutdown(ctx)}
+	errs := []error{a.gateway.Shutdown(ctx), a.wasm.Close(ctx)}
 	errs = append(errs, a.api.Shutdown(ctx))
 	a.seen.Close(ctx)
 	errs = append(errs, a.store.Close())

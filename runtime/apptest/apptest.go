@@ -9,10 +9,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +55,9 @@ func Start(t testing.TB, dataDir string, edit func(*config.Config)) *Relay {
 	cfg.Store.Embedded.Path = filepath.Join(dataDir, "switchyard.db")
 	cfg.Gateway.LastSeenFlush = 50 * time.Millisecond
 	cfg.Gateway.DrainTimeout = 2 * time.Second // devices that do not read never answer the close
+	// One compilation cache for every relay of the test process: a Go guest
+	// compiles in seconds (much longer under -race), once.
+	cfg.WASM.CacheDir = filepath.Join(repoRoot(), "bin", "wasm-cache-test")
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -249,4 +256,37 @@ func (d *Device) CloseCode(timeout time.Duration) (int, string) {
 		d.T.Fatalf("want a close frame, got %v", err)
 		return 0, ""
 	}
+}
+
+var (
+	pluginsOnce sync.Once
+	pluginsDir  string
+	pluginsErr  error
+)
+
+// Plugins builds the shipped WASM plugins (plugins/build.sh, as `make
+// plugins` does: into bin/plugins, a no-op when up to date) once per test
+// process and returns the folder holding <kind>.<name>.wasm.
+func Plugins(t testing.TB) string {
+	t.Helper()
+	pluginsOnce.Do(func() {
+		root := repoRoot()
+		pluginsDir = filepath.Join(root, "bin", "plugins")
+		cmd := exec.Command("bash", filepath.Join(root, "plugins", "build.sh"), pluginsDir)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			pluginsErr = fmt.Errorf("plugins/build.sh: %v\n%s", err, out)
+		}
+	})
+	if pluginsErr != nil {
+		t.Fatal(pluginsErr)
+	}
+	return pluginsDir
+}
+
+// repoRoot is the repository's top folder (the test binary runs in the
+// package's folder, so it is found from this file).
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"time"
 
 	"github.com/switchyard/switchyard/graph"
@@ -13,6 +14,7 @@ type Config struct {
 	API       API        `koanf:"api"`
 	Store     Store      `koanf:"store"`
 	Log       Log        `koanf:"log"`
+	WASM      WASM       `koanf:"wasm"`
 	Plugins   []Plugin   `koanf:"plugins"`
 	Junctions []Junction `koanf:"junctions"`
 }
@@ -90,6 +92,21 @@ type EmbeddedStore struct {
 type Log struct {
 	Level  string `koanf:"level"`  // debug, info, warn, error
 	Format string `koanf:"format"` // text or json
+}
+
+// WASM configures the host of WASM plugins.
+type WASM struct {
+	// CacheDir holds compiled modules so a restart does not compile them
+	// again; empty means a wasm-cache folder next to the embedded store.
+	CacheDir string `koanf:"cache_dir"`
+}
+
+// CacheDirOrDefault is CacheDir, or its default next to the store.
+func (c *Config) CacheDirOrDefault() string {
+	if c.WASM.CacheDir != "" {
+		return c.WASM.CacheDir
+	}
+	return filepath.Join(filepath.Dir(c.Store.Embedded.Path), "wasm-cache")
 }
 
 // Plugin declares one plugin instance.

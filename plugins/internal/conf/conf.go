@@ -48,7 +48,6 @@ func Parse(data []byte) (*Object, error) {
 
 func parseObject(path string, data []byte, probs *[]string) (*Object, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, problem(path, "not valid JSON: %v", err)
@@ -82,19 +81,9 @@ func parseObject(path string, data []byte, probs *[]string) (*Object, error) {
 	return o, nil
 }
 
-// Path returns the key path of key in o, e.g. "sensors[0].name".
-func (o *Object) Path(key string) string { return join(o.path, key) }
-
 // Errorf records a problem with the value of key.
 func (o *Object) Errorf(key, format string, args ...any) {
-	*o.probs = append(*o.probs, problem(o.Path(key), format, args...).Error())
-}
-
-// Has reports whether key is present, and marks it known.
-func (o *Object) Has(key string) bool {
-	o.known[key] = true
-	_, ok := o.vals[key]
-	return ok
+	*o.probs = append(*o.probs, problem(join(o.path, key), format, args...).Error())
 }
 
 // raw returns the value of key when present, marking the key known.
@@ -237,7 +226,7 @@ func (o *Object) Objects(key string) []*Object {
 	}
 	out := make([]*Object, 0, len(items))
 	for i, item := range items {
-		path := fmt.Sprintf("%s[%d]", o.Path(key), i)
+		path := fmt.Sprintf("%s[%d]", join(o.path, key), i)
 		kid, err := parseObject(path, item, o.probs)
 		if err != nil {
 			*o.probs = append(*o.probs, err.Error())

@@ -104,19 +104,6 @@ func equal(a, b sample) bool {
 		strings.Join(a.Items, ",") == strings.Join(b.Items, ",") && strings.Join(a.Seen, ",") == strings.Join(b.Seen, ",")
 }
 
-func TestHasMarksKnown(t *testing.T) {
-	o, err := Parse([]byte(`{"a":1}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !o.Has("a") || o.Has("b") {
-		t.Fatal("Has reports presence wrongly")
-	}
-	if err := o.Err(); err != nil {
-		t.Fatalf("a key asked for with Has is known, got %v", err)
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{`{}`, `{"s":"x","items":[{"name":"a"}]}`, `{"d":"1s","i":1e3}`, `[`, `{"a":1,"a":2}`} {
 		f.Add(s)

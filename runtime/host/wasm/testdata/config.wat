@@ -1,0 +1,36 @@
+;; Reads its configuration in sy_init into a 2-byte buffer first, then again
+;; with the true length, and refuses "{}" with "config is empty". It also
+;; checks, in sy_init, that emit is refused with -4, that no input is in
+;; scope (-1) and that the host wrote no more than the 2 bytes asked for.
+;; sy_transform emits the configuration on subject "config".
+(module
+  (import "switchyard_v1" "config" (func $config (param i32 i32) (result i32)))
+  (import "switchyard_v1" "input" (func $input (param i32 i32 i32) (result i32)))
+  (import "switchyard_v1" "emit" (func $emit (param i32 i32 i32 i32) (result i32)))
+  (import "switchyard_v1" "fail" (func $fail (param i32 i32)))
+  (memory (export "memory") 2)
+  (global $len (mut i32) (i32.const 0))
+  (data (i32.const 0) "config is empty")
+  (data (i32.const 32) "emit allowed in sy_init")
+  (data (i32.const 64) "input in scope in sy_init")
+  (data (i32.const 96) "config length changed")
+  (data (i32.const 128) "config")
+  (data (i32.const 144) "host wrote past the limit")
+  (func (export "sy_abi_version") (result i32) (i32.const 1))
+  (func (export "sy_init") (result i32)
+    (local $n i32)
+    (if (i32.ne (call $emit (i32.const 128) (i32.const 6) (i32.const 0) (i32.const 0)) (i32.const -4))
+      (then (call $fail (i32.const 32) (i32.const 23)) (return (i32.const 1))))
+    (if (i32.ne (call $input (i32.const 0) (i32.const 0) (i32.const 0)) (i32.const -1))
+      (then (call $fail (i32.const 64) (i32.const 25)) (return (i32.const 1))))
+    (local.set $n (call $config (i32.const 512) (i32.const 2)))
+    (if (i32.le_s (local.get $n) (i32.const 2))
+      (then (call $fail (i32.const 0) (i32.const 15)) (return (i32.const 1))))
+    (if (i32.load8_u (i32.const 514))
+      (then (call $fail (i32.const 144) (i32.const 25)) (return (i32.const 1))))
+    (if (i32.ne (call $config (i32.const 512) (local.get $n)) (local.get $n))
+      (then (call $fail (i32.const 96) (i32.const 21)) (return (i32.const 1))))
+    (global.set $len (local.get $n))
+    (i32.const 0))
+  (func (export "sy_transform") (result i32)
+    (call $emit (i32.const 128) (i32.const 6) (i32.const 512) (global.get $len))))
