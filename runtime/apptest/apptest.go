@@ -57,7 +57,7 @@ func Start(t testing.TB, dataDir string, edit func(*config.Config)) *Relay {
 	cfg.Gateway.DrainTimeout = 2 * time.Second // devices that do not read never answer the close
 	// One compilation cache for every relay of the test process: a Go guest
 	// compiles in seconds (much longer under -race), once.
-	cfg.WASM.CacheDir = filepath.Join(repoRoot(), "bin", "wasm-cache-test")
+	cfg.WASM.CacheDir = WASMCache()
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -283,6 +283,10 @@ func Plugins(t testing.TB) string {
 	}
 	return pluginsDir
 }
+
+// WASMCache is the compilation cache every test relay of the repository
+// shares (bin/wasm-cache-test).
+func WASMCache() string { return filepath.Join(repoRoot(), "bin", "wasm-cache-test") }
 
 // repoRoot is the repository's top folder (the test binary runs in the
 // package's folder, so it is found from this file).

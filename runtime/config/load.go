@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -89,8 +90,14 @@ func load(src Source, data []byte) (*Config, error) {
 	l.overrides()
 
 	for i := range l.cfg.Plugins {
-		if l.cfg.Plugins[i].Tenant == "" {
-			l.cfg.Plugins[i].Tenant = graph.DefaultTenant
+		p := &l.cfg.Plugins[i]
+		if p.Tenant == "" {
+			p.Tenant = graph.DefaultTenant
+		}
+		// A module path is relative to the file that names it, so a
+		// configuration means the same from any working directory.
+		if p.Module != "" && src.Path != "" && (p.Runtime == "wasm" || p.Runtime == "process") && !filepath.IsAbs(p.Module) {
+			p.Module = filepath.Join(filepath.Dir(src.Path), p.Module)
 		}
 	}
 	for i := range l.cfg.Junctions {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -62,11 +63,24 @@ func assertLines(t *testing.T, got, want []string) {
 func TestLoadRootExample(t *testing.T) {
 	const path = "../../plugins.yaml"
 	cfg := mustLoad(t, Source{Path: path})
-	if j := cfg.Junctions; len(j) != 1 || j[0].ID != "telemetry-to-displays" || j[0].Tenant != "default" ||
-		j[0].Source != "device.*.telemetry" || len(j[0].Transforms) != 0 || len(j[0].Targets) != 1 ||
-		!reflect.DeepEqual(j[0].Targets[0], Target{Selector: map[string]string{"role": "display"}}) {
-		t.Errorf("plugins.yaml junctions = %+v, want only the tour's example", cfg.Junctions)
+	// The tour's demo: one collector, two transforms, two junctions.
+	var uses, junctions []string
+	for _, p := range cfg.Plugins {
+		uses = append(uses, p.ID+"="+p.Use)
+		if p.Runtime != "wasm" || p.Module != filepath.Join("..", "..", "bin", "plugins", p.Use+".wasm") {
+			t.Errorf("demo plugin %s: runtime %s module %s", p.ID, p.Runtime, p.Module)
+		}
 	}
+	for _, j := range cfg.Junctions {
+		junctions = append(junctions, fmt.Sprintf("%s:%s%v->%v", j.ID, j.Source, j.Transforms, j.Targets[0].Selector))
+	}
+	if got := strings.Join(uses, " "); got != "demo-sensors=collectors.synthetic to-fahrenheit=transforms.scale display-text=transforms.format" {
+		t.Errorf("plugins.yaml demo plugins: %s", got)
+	}
+	if got := strings.Join(junctions, " "); got != "telemetry-to-displays:device.*.telemetry[]->map[role:display] demo-kitchen:demo.>[to-fahrenheit display-text]->map[role:display]" {
+		t.Errorf("plugins.yaml demo junctions: %s", got)
+	}
+	cfg.Plugins = nil
 	cfg.Junctions = nil
 	if want := Default(); !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("plugins.yaml settings differ from Default():\n got %+v\nwant %+v", *cfg, want)
@@ -134,10 +148,11 @@ func TestLoadGood(t *testing.T) {
 		{ID: "ha-bridge", Tenant: "default", Use: "collectors.mqtt", Runtime: "builtin", Config: map[string]any{
 			"broker": "tcp://127.0.0.1:1883", "topics": []any{"sensors/#"}, "qos": 1, "200": "ok",
 		}, Interval: time.Second},
-		{ID: "to-celsius", Tenant: "default", Use: "transforms.scale", Runtime: "wasm", Module: "plugins/scale.wasm",
+		// Module paths are relative to the file: testdata/good.yaml names plugins/scale.wasm.
+		{ID: "to-celsius", Tenant: "default", Use: "transforms.scale", Runtime: "wasm", Module: "testdata/plugins/scale.wasm",
 			Config: map[string]any{"factor": 0.5556, "offset": -17.78}},
-		{ID: "hook", Tenant: "default", Use: "brokers.webhook", Runtime: "process", Module: "bin/webhook"},
-		{ID: "to-celsius", Tenant: "acme", Use: "transforms.scale", Runtime: "wasm", Module: "plugins/scale.wasm"},
+		{ID: "hook", Tenant: "default", Use: "brokers.webhook", Runtime: "process", Module: "testdata/bin/webhook"},
+		{ID: "to-celsius", Tenant: "acme", Use: "transforms.scale", Runtime: "wasm", Module: "testdata/plugins/scale.wasm"},
 	}
 	want.Junctions = []Junction{
 		{ID: "kitchen-temp", Tenant: "default", Source: "mqtt.sensors.*.temp", Transforms: []string{"to-celsius"},

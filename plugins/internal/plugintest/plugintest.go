@@ -60,7 +60,8 @@ func Cases(t *testing.T, use string) []Case {
 
 // Instance loads the plugins.yaml at path with the runtime's loader and
 // returns the configuration, as JSON, of its one plugin instance, which must
-// use the plugin use and run it as WASM from bin/plugins/<use>.wasm.
+// use the plugin use and run it as WASM from bin/plugins/<use>.wasm (which
+// the loader resolves against the file's folder).
 func Instance(t *testing.T, path, use string) []byte {
 	t.Helper()
 	cfg, err := config.Load(config.Source{Path: path})
@@ -71,7 +72,7 @@ func Instance(t *testing.T, path, use string) []byte {
 		t.Fatalf("%s: declares %d plugin instances, want 1", path, len(cfg.Plugins))
 	}
 	p := cfg.Plugins[0]
-	if want := "bin/plugins/" + use + ".wasm"; p.Use != use || p.Runtime != "wasm" || p.Module != want {
+	if want := filepath.Join(filepath.Dir(path), "bin", "plugins", use+".wasm"); p.Use != use || p.Runtime != "wasm" || p.Module != want {
 		t.Fatalf("%s: instance %q is use %q runtime %q module %q, want use %q runtime wasm module %q",
 			path, p.ID, p.Use, p.Runtime, p.Module, use, want)
 	}

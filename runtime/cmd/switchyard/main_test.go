@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/switchyard/switchyard/runtime/apptest"
 )
 
 // These tests run the real binary, built once for the package.
@@ -29,7 +31,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "switchyard")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	// Without -race: these tests are about the process (flags, signals, exit
+	// codes); the race detector runs over the same code in the in-process
+	// suites, and it makes compiling the demo's Go guests many times slower.
+	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build switchyard:", err)
@@ -128,13 +133,16 @@ type process struct {
 	ws     string
 }
 
-// start runs `switchyard run` on free loopback ports with data in dir.
+// start runs `switchyard run` with the root plugins.yaml (its demo plugins
+// built first) on free loopback ports with data in dir.
 func start(t *testing.T, dir string, env ...string) *process {
 	t.Helper()
+	apptest.Plugins(t)
 	gw, api := freePort(t), freePort(t)
 	cmd := exec.Command(binary, "run", "-c", "../../../plugins.yaml",
 		"-set", "gateway.listen="+gw, "-set", "api.listen="+api,
-		"-set", "store.embedded.path="+filepath.Join(dir, "switchyard.db"))
+		"-set", "store.embedded.path="+filepath.Join(dir, "switchyard.db"),
+		"-set", "wasm.cache_dir="+apptest.WASMCache())
 	cmd.Env = append(cleanEnv(), env...)
 	p := &process{cmd: cmd, stderr: &lockedBuffer{}, api: "http://" + api, ws: "ws://" + gw + "/ws/device"}
 	cmd.Stderr = p.stderr
@@ -147,7 +155,7 @@ func start(t *testing.T, dir string, env ...string) *process {
 			_ = cmd.Wait()
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(p.api + "/ready")
 		if err == nil {
@@ -157,7 +165,7 @@ func start(t *testing.T, dir string, env ...string) *process {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("relay not ready in 15s; stderr:\n%s", p.stderr.String())
+			t.Fatalf("relay not ready in 60s; stderr:\n%s", p.stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
