@@ -29,6 +29,11 @@
 // context.WithTimeout per call. Per-instance key/value state lives host-side,
 // shared by the pool, and survives the replacement of module instances.
 //
+// Most of a call's cost is wazero's: with WithCloseOnContextDone, wazero
+// v1.12 starts a watchdog goroutine for every call (about 1.3 µs of the
+// 2.5–3 µs of BenchmarkTransformNoop256 on 2 cores; a plain call is 17 ns)
+// and leaves native code at every loop back-edge to check for closure.
+//
 // # Limits and defaults
 //
 // Limits.MemoryBytes (default 16 MiB) is enforced per module instance by a

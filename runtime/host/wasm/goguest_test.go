@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -36,16 +37,14 @@ func goGuest(tb testing.TB) []byte {
 	return wasm
 }
 
-// goGuestCache is a compilation cache kept between test runs: compiling the
+// goGuestCache is the compilation cache the repository's tests share
+// (bin/wasm-cache-test), kept between runs: compiling the
 // 3.4 MB Go guest takes about 1 s, 20 s under -race; wazero names its
 // entries by its version, the platform and the module's digest.
 func goGuestCache(t *testing.T) string {
 	t.Helper()
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return t.TempDir()
-	}
-	return filepath.Join(dir, "switchyard", "wasm-test-compilation-cache")
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "bin", "wasm-cache-test")
 }
 
 func TestGoGuest(t *testing.T) {

@@ -225,9 +225,10 @@ func (in *Instance) instantiate(ctx context.Context) (*slot, error) {
 // Transform runs sy_transform on m, which must belong to the instance's
 // tenant, and hands each output to emit (zero, one or many) after the call
 // succeeded; the outputs of a failed call are discarded. Outputs take
-// Source = the instance id and the input's tenant, time and meta. emit runs
-// on the caller's goroutine before Transform returns and may call other
-// instances, or this one.
+// Source = the instance id and the input's tenant, time and meta. emit
+// (never nil) runs on the caller's goroutine before Transform returns, after
+// the module instance is back in the pool, so it may call other instances
+// or this one.
 func (in *Instance) Transform(ctx context.Context, m Message, emit func(Message)) error {
 	if in.kind != kindTransform {
 		return fmt.Errorf("%s: not a transform", in.name)

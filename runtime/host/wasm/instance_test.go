@@ -216,9 +216,12 @@ func TestCallTimeout(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a deadline error", err)
 	}
+	// The stop latency is a figure (logged here, measured in the benchmarks
+	// and the hostile suite), not a pass mark: on two busy cores the
+	// scheduler alone adds tens of ms. The bound only tells a stop from a hang.
 	t.Logf("infinite loop stopped after %v (CallTimeout %v)", took, timeout)
-	if took > timeout+50*time.Millisecond {
-		t.Errorf("stopped after %v, want within %v and a few ms", took, timeout)
+	if took > timeout+time.Second {
+		t.Errorf("stopped after %v: the deadline of %v did not stop the call", took, timeout)
 	}
 	if out, err := transform(in, "p"); err != nil || len(out) != 1 {
 		t.Fatalf("next call: %v, %d outputs: want it served by a fresh module instance", err, len(out))

@@ -14,6 +14,9 @@ import (
 
 const pageSize = 64 << 10
 
+// opInstantiate names instantiation (with _initialize) in errors.
+const opInstantiate = "instantiate"
+
 // phase is what a module instance is doing; it decides what the imports
 // allow.
 type phase uint8
@@ -33,8 +36,8 @@ type slot struct {
 	sink *logSink
 	mod  api.Module
 	// Exports looked up once.
-	init, transform, collect api.Function
-	stack                    [1]uint64 // CallWithStack's params and results
+	transform, collect api.Function
+	stack              [1]uint64 // CallWithStack's params and results
 
 	ctx        callCtx
 	timer      *time.Timer   // fires callCtx.expire at the deadline
@@ -72,22 +75,21 @@ func (r *Runtime) newSlot(ctx context.Context, m *Module, inst *Instance, sink *
 	s.phase = phaseInit
 	s.begin(experimental.WithMemoryAllocator(ctx, &s.mem), time.Now(), timeout)
 	mod, err := r.wz.InstantiateModule(&s.ctx, m.compiled, r.modCfg.WithStdout(&s.stdout).WithStderr(&s.stderr))
-	name, rc := "instantiate", int32(0)
+	name, rc := opInstantiate, int32(0)
 	if err == nil {
 		s.mod = mod
-		s.init = mod.ExportedFunction(exportInit)
 		s.transform = mod.ExportedFunction(exportTransform)
 		s.collect = mod.ExportedFunction(exportCollect)
-		if inst != nil && s.init != nil {
+		if init := mod.ExportedFunction(exportInit); inst != nil && init != nil {
 			name = exportInit
-			err = s.init.CallWithStack(&s.ctx, s.stack[:])
+			err = init.CallWithStack(&s.ctx, s.stack[:])
 			rc = int32(s.stack[0])
 		}
 	}
 	usable := s.end()
 	res, err := s.outcome(name, err, rc)
 	if res == resultOK && !usable {
-		res, err = resultTimeout, fmt.Errorf("%s ran past its %v deadline: %w", name, s.budget, context.DeadlineExceeded)
+		res, err = resultTimeout, fmt.Errorf("%s ran past its %v deadline: %w", name, s.budget.Round(time.Millisecond), context.DeadlineExceeded)
 	}
 	s.reset()
 	if res != resultOK {
@@ -149,6 +151,8 @@ func (s *slot) outcome(name string, err error, rc int32) (result, error) {
 		return resultLimit, fmt.Errorf("%s: memory limit of %d pages reached%s", name, s.mem.limit/pageSize, why)
 	case s.limitErr != nil:
 		return resultLimit, fmt.Errorf("%s: %w%s", name, s.limitErr, why)
+	case err != nil && name == opInstantiate: // a link error, or a trap in _initialize
+		return resultTrap, fmt.Errorf("%s: %w", name, err)
 	case err != nil:
 		return resultTrap, fmt.Errorf("%s trapped: %w", name, err)
 	case rc != 0 && name == exportInit:

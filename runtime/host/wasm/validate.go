@@ -20,10 +20,10 @@ const (
 	exportReactor   = "_initialize" // WASI reactors (Go c-shared guests) initialise here
 )
 
-// exports records which optional entry points a module has.
+// exports records which entry points a module has and its initial memory.
 type exports struct {
-	init, transform, collect bool
-	memoryMin                uint32 // pages
+	transform, collect bool
+	memoryMin          uint32 // pages
 }
 
 // guestExports are the function exports the ABI gives a meaning to, with
@@ -84,7 +84,6 @@ func validate(c wazero.CompiledModule, allowed map[string]map[string]api.Functio
 		}
 	}
 	ex := exports{memoryMin: mem.Min()}
-	_, ex.init = funcs[exportInit]
 	_, ex.transform = funcs[exportTransform]
 	_, ex.collect = funcs[exportCollect]
 	if !ex.transform && !ex.collect {
