@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/plugins/internal/payload"
 )
 
 // Object is one JSON object of a configuration being decoded. Each getter
@@ -53,7 +55,7 @@ func parseObject(path string, data []byte, probs *[]string) (*Object, error) {
 		return nil, problem(path, "not valid JSON: %v", err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, problem(path, "want an object, got %s", kindOf(data))
+		return nil, problem(path, "want an object, got %s", payload.Kind(data))
 	}
 	o := &Object{path: path, vals: map[string]json.RawMessage{}, known: map[string]bool{}, probs: probs}
 	for dec.More() {
@@ -99,7 +101,7 @@ func (o *Object) String(key string, dst *string) bool {
 	if !ok {
 		return false
 	}
-	if kindOf(v) != "string" {
+	if payload.Kind(v) != "string" {
 		o.Errorf(key, "want a string, got %s", describe(v))
 		return true
 	}
@@ -113,7 +115,7 @@ func (o *Object) Float(key string, dst *float64) bool {
 	if !ok {
 		return false
 	}
-	if kindOf(v) != "number" {
+	if payload.Kind(v) != "number" {
 		o.Errorf(key, "want a number, got %s", describe(v))
 		return true
 	}
@@ -132,7 +134,7 @@ func (o *Object) Int(key string, dst *int) bool {
 	if !ok {
 		return false
 	}
-	if kindOf(v) != "number" {
+	if payload.Kind(v) != "number" {
 		o.Errorf(key, "want a whole number, got %s", describe(v))
 		return true
 	}
@@ -175,7 +177,7 @@ func (o *Object) Duration(key string, dst *time.Duration) bool {
 		return false
 	}
 	var s string
-	if kindOf(v) != "string" {
+	if payload.Kind(v) != "string" {
 		o.Errorf(key, `want a duration such as "30s", "5m" or "1h30m", got %s`, describe(v))
 		return true
 	}
@@ -195,7 +197,7 @@ func (o *Object) Scalar(key string, dst *any) bool {
 	if !ok {
 		return false
 	}
-	switch kindOf(v) {
+	switch payload.Kind(v) {
 	case "number":
 		var f float64
 		o.Float(key, &f)
@@ -220,7 +222,7 @@ func (o *Object) Objects(key string) []*Object {
 		return nil
 	}
 	var items []json.RawMessage
-	if kindOf(v) != "array" || json.Unmarshal(v, &items) != nil {
+	if payload.Kind(v) != "array" || json.Unmarshal(v, &items) != nil {
 		o.Errorf(key, "want a list, got %s", describe(v))
 		return nil
 	}
@@ -279,31 +281,9 @@ func problem(path, format string, args ...any) error {
 	return errors.New(path + ": " + msg)
 }
 
-// kindOf names the JSON type of a valid JSON value.
-func kindOf(v []byte) string {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 {
-		return "nothing"
-	}
-	switch v[0] {
-	case '"':
-		return "string"
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	default:
-		return "number"
-	}
-}
-
 // describe names a value's type, with the value itself when it is short.
 func describe(v []byte) string {
-	k := kindOf(v)
+	k := payload.Kind(v)
 	if k == "object" || k == "array" || k == "null" || len(v) > 40 {
 		return k
 	}

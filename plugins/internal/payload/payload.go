@@ -22,7 +22,7 @@ type Object map[string]json.RawMessage
 func Parse(b []byte) (Object, error) {
 	t := bytes.TrimSpace(b)
 	if len(t) == 0 || t[0] != '{' {
-		return nil, fmt.Errorf("payload: want a JSON object, got %s", kind(t))
+		return nil, fmt.Errorf("payload: want a JSON object, got %s", Kind(t))
 	}
 	var o Object
 	if err := json.Unmarshal(t, &o); err != nil {
@@ -37,7 +37,7 @@ func (o Object) Number(field string) (float64, error) {
 	if !ok {
 		return 0, fmt.Errorf("field %q: missing", field)
 	}
-	if k := kind(v); k != "number" {
+	if k := Kind(v); k != "number" {
 		return 0, fmt.Errorf("field %q: want a number, got %s", field, k)
 	}
 	f, err := strconv.ParseFloat(string(v), 64)
@@ -64,7 +64,7 @@ func (o Object) Scalar(field string) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("field %q: missing", field)
 	}
-	switch k := kind(v); k {
+	switch k := Kind(v); k {
 	case "number":
 		return o.Number(field)
 	case "string":
@@ -94,8 +94,9 @@ func Marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// kind names the JSON type of a raw value by its first byte.
-func kind(v []byte) string {
+// Kind names the JSON type of a raw value by its first byte: string,
+// object, array, boolean, null, number, or nothing for blank input.
+func Kind(v []byte) string {
 	v = bytes.TrimSpace(v)
 	if len(v) == 0 {
 		return "nothing"
