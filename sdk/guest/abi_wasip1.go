@@ -86,6 +86,8 @@ func sysLog(level int32, msg string) {
 
 func sysNow() int64 { return abiNow() }
 
+func sysInputTime() int64 { return abiInputTime() }
+
 func sysConfig() []byte {
 	config, _ := readHost(nil, abiConfig)
 	return config

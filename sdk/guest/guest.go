@@ -203,7 +203,12 @@ func runCollect() error {
 	if collectFunc == nil {
 		return errors.New("guest: no collector registered (call guest.Collect from an init function)")
 	}
-	now := Now()
+	// The call's time, which the outputs are stamped with; the clock only
+	// for a host that does not say (input_time 0).
+	now := fromUnixNano(sysInputTime())
+	if now.IsZero() {
+		now = Now()
+	}
 	out := &Output{live: true}
 	defer func() { out.live = false }()
 	return guard(func() error { return collectFunc(now, out) })

@@ -36,6 +36,8 @@ func sysNow() int64 {
 	return time.Now().UnixNano()
 }
 
+func sysInputTime() int64 { return native.Active().InputTime() }
+
 // sysConfig and sysInput are called only by the exports, which run only inside a Host's call.
 
 func sysConfig() []byte { return native.Active().Config() }

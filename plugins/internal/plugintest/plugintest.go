@@ -46,9 +46,15 @@ type Case struct {
 // under ./testcases; there must be at least one.
 func Cases(t *testing.T, use string) []Case {
 	t.Helper()
-	dirs, err := filepath.Glob(filepath.Join("testcases", "*", "plugins.yaml"))
+	return CasesIn(t, ".", use)
+}
+
+// CasesIn is Cases for the plugin in folder dir.
+func CasesIn(t *testing.T, dir, use string) []Case {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(dir, "testcases", "*", "plugins.yaml"))
 	if err != nil || len(dirs) == 0 {
-		t.Fatalf("no testcases/*/plugins.yaml (err %v)", err)
+		t.Fatalf("no %s/testcases/*/plugins.yaml (err %v)", dir, err)
 	}
 	var cases []Case
 	for _, p := range dirs {

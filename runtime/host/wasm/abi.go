@@ -147,10 +147,17 @@ func hostInput(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 }
 
+// hostInputTime is the input message's time in a transform call, the call's
+// time in a collect call (what its outputs are stamped with), 0 otherwise.
 func hostInputTime(ctx context.Context, _ api.Module, stack []uint64) {
 	var ns int64
-	if s := callerSlot(ctx); s != nil && s.hasInput && !s.in.Time.IsZero() {
-		ns = s.in.Time.UnixNano()
+	if s := callerSlot(ctx); s != nil {
+		switch {
+		case s.hasInput && !s.in.Time.IsZero():
+			ns = s.in.Time.UnixNano()
+		case s.phase == phaseCollect && !s.now.IsZero():
+			ns = s.now.UnixNano()
+		}
 	}
 	stack[0] = api.EncodeI64(ns)
 }

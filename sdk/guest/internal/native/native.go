@@ -152,6 +152,18 @@ func (h *Host) Now() int64 {
 	return time.Now().UnixNano()
 }
 
+// InputTime is input_time: the input's time in sy_transform, the call's
+// time in sy_collect, 0 otherwise (unix nanoseconds).
+func (h *Host) InputTime() int64 {
+	switch h.phase {
+	case transformPhase:
+		return h.input.Time
+	case collectPhase:
+		return h.now
+	}
+	return 0
+}
+
 // Input returns the message in scope; false outside sy_transform.
 func (h *Host) Input() (Input, bool) {
 	return h.input, h.phase == transformPhase
