@@ -1,6 +1,7 @@
 ;; A collector: each sy_collect counts its calls in the instance's state
 ;; (key "n", a little-endian i32) and emits the count on subject "tick". It
-;; fails with "input in scope" unless input returns -1 and input_time 0.
+;; fails with "input in scope" unless input returns -1 and input_time the
+;; call's time (not 0).
 (module
   (import "switchyard_v1" "input" (func $input (param i32 i32 i32) (result i32)))
   (import "switchyard_v1" "input_time" (func $input_time (result i64)))
@@ -16,7 +17,7 @@
   (func (export "sy_collect") (result i32)
     (local $st i32)
     (if (i32.or (i32.ne (call $input (i32.const 0) (i32.const 64) (i32.const 0)) (i32.const -1))
-                (i64.ne (call $input_time) (i64.const 0)))
+                (i64.eqz (call $input_time)))
       (then (call $fail (i32.const 16) (i32.const 14)) (return (i32.const 1))))
     (i32.store (i32.const 32) (i32.const 0))
     ;; absent (-1) leaves 0 at 32: the count starts from 0
