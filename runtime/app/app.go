@@ -51,6 +51,9 @@ type Options struct {
 	// KeyGenerated is called once, on the first start without a configured
 	// operator key, with the generated key: the only time it exists in clear.
 	KeyGenerated func(key string)
+	// DeviceToken is called when a device declared in the file is created,
+	// with its new token: the only time it exists in clear.
+	DeviceToken func(tenant, device, token string)
 }
 
 // Start brings Switchyard up. On error everything started so far is stopped.
@@ -72,7 +75,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	a.store = store
 	cleanup = append(cleanup, func() { _ = store.Close() })
 
-	if err := seed(ctx, store, cfg.Junctions); err != nil {
+	if err := seed(ctx, store, cfg, o.DeviceToken); err != nil {
 		return nil, err
 	}
 	keyHash, generated, err := api.OperatorKey(ctx, store, cfg.API.OperatorKey)

@@ -253,3 +253,36 @@ func TestShutdownNotifiesDevices(t *testing.T) {
 		t.Fatal("Stop did not return within 10s")
 	}
 }
+
+// Devices declared in the configuration are created once, with a token
+// shown once that the device can use; on later starts the file's name, model
+// and labels apply, and the token, revocation and last-seen are kept.
+func TestDeclaredDevices(t *testing.T) {
+	dir := t.TempDir()
+	declare := func(labels map[string]string) func(*config.Config) {
+		return func(c *config.Config) {
+			c.Tenants = []config.Tenant{{ID: "acme", Name: "Acme"}}
+			c.Devices = []config.Device{{ID: "panel", Tenant: "acme", Model: "esp32", Labels: labels}}
+		}
+	}
+	r := apptest.Start(t, dir, declare(map[string]string{"role": "display"}))
+	tok := r.DeviceTokens["acme/panel"]
+	if tok == "" || len(r.DeviceTokens) != 1 {
+		t.Fatalf("tokens of created devices: %v", r.DeviceTokens)
+	}
+	r.Connect(tok)
+	if s, b := r.Do("GET", "/api/v1/tenants/acme", nil); s != http.StatusOK || b["name"] != "Acme" {
+		t.Fatalf("declared tenant: %d %v", s, b)
+	}
+	r.Stop()
+
+	r2 := apptest.Start(t, dir, declare(map[string]string{"role": "kiosk"}))
+	if len(r2.DeviceTokens) != 0 {
+		t.Fatalf("a second start issued tokens again: %v", r2.DeviceTokens)
+	}
+	_, b := r2.Do("GET", "/api/v1/tenants/acme/devices/panel", nil)
+	if b["labels"].(map[string]any)["role"] != "kiosk" || b["model"] != "esp32" || b["last_seen"] == nil {
+		t.Fatalf("after a restart with new labels: %v", b)
+	}
+	r2.Connect(tok) // the token of the first start still works
+}

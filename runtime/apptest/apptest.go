@@ -37,6 +37,10 @@ type Relay struct {
 	API    string // http://127.0.0.1:port
 	WS     string // ws://127.0.0.1:port/ws/device
 
+	// DeviceTokens holds the tokens of devices the configuration declared
+	// and this start created, by "tenant/device".
+	DeviceTokens map[string]string
+
 	stopped *bool
 }
 
@@ -68,11 +72,13 @@ func Start(t testing.TB, dataDir string, edit func(*config.Config)) *Relay {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	a, err := app.Start(context.Background(), &cfg, app.Options{Logger: log, Version: "test"})
+	tokens := map[string]string{}
+	a, err := app.Start(context.Background(), &cfg, app.Options{Logger: log, Version: "test",
+		DeviceToken: func(tenant, device, token string) { tokens[tenant+"/"+device] = token }})
 	if err != nil {
 		t.Fatalf("start relay: %v", err)
 	}
-	r := &Relay{T: t, App: a, Config: &cfg,
+	r := &Relay{T: t, App: a, Config: &cfg, DeviceTokens: tokens,
 		API: "http://" + a.APIAddr().String(),
 		WS:  "ws://" + a.GatewayAddr().String() + cfg.Gateway.Path,
 	}

@@ -100,6 +100,11 @@ func load(src Source, data []byte) (*Config, error) {
 			p.Module = filepath.Join(filepath.Dir(src.Path), p.Module)
 		}
 	}
+	for i := range l.cfg.Devices {
+		if l.cfg.Devices[i].Tenant == "" {
+			l.cfg.Devices[i].Tenant = graph.DefaultTenant
+		}
+	}
 	for i := range l.cfg.Junctions {
 		if l.cfg.Junctions[i].Tenant == "" {
 			l.cfg.Junctions[i].Tenant = graph.DefaultTenant

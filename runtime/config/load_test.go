@@ -80,7 +80,10 @@ func TestLoadRootExample(t *testing.T) {
 	if got := strings.Join(junctions, " "); got != "telemetry-to-displays:device.*.telemetry[]->map[role:display] demo-kitchen:demo.>[to-fahrenheit display-text]->map[role:display]" {
 		t.Errorf("plugins.yaml demo junctions: %s", got)
 	}
-	cfg.Plugins = nil
+	if d := cfg.Devices; len(d) != 1 || d[0].ID != "display-1" || d[0].Tenant != "default" || d[0].Labels["role"] != "display" {
+		t.Errorf("plugins.yaml devices: %+v, want the tour's display-1", cfg.Devices)
+	}
+	cfg.Plugins, cfg.Devices = nil, nil
 	cfg.Junctions = nil
 	if want := Default(); !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("plugins.yaml settings differ from Default():\n got %+v\nwant %+v", *cfg, want)
@@ -172,7 +175,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 	}{
 		{"unknown_keys.yaml", []string{
 			`testdata/unknown_keys.yaml:3: log.colour: unknown key (expected one of: level, format)`,
-			`testdata/unknown_keys.yaml:4: gatway: unknown key (expected one of: gateway, api, store, log, wasm, plugins, junctions)`,
+			`testdata/unknown_keys.yaml:4: gatway: unknown key (expected one of: gateway, api, store, log, wasm, tenants, devices, plugins, junctions)`,
 			`testdata/unknown_keys.yaml:8: store.embedded.paht: unknown key (expected one of: path)`,
 			`testdata/unknown_keys.yaml:10: plugins[0].interval: is required for a collector: how often it is called, e.g. 1s`,
 			`testdata/unknown_keys.yaml:13: plugins[0].bogus: unknown key (expected one of: id, tenant, use, runtime, module, config, interval, limits)`,
@@ -242,7 +245,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/duplicate_key.yaml:3: not valid YAML: mapping key "listen" already defined at line 2`,
 		}},
 		{"list_root.yaml", []string{
-			`testdata/list_root.yaml:1: expected a mapping of sections (gateway, api, store, log, wasm, plugins, junctions)`,
+			`testdata/list_root.yaml:1: expected a mapping of sections (gateway, api, store, log, wasm, tenants, devices, plugins, junctions)`,
 		}},
 		{"two_documents.yaml", []string{
 			`testdata/two_documents.yaml:3: not valid YAML: a second YAML document starts here; the file must hold one`,
@@ -276,7 +279,7 @@ func TestLoadNotYAML(t *testing.T) {
 			`plugins.yaml:1: not valid YAML: did not find expected ',' or ']'`,
 		}},
 		{"scalar", "just words\n", []string{
-			`plugins.yaml:1: expected a mapping of sections (gateway, api, store, log, wasm, plugins, junctions)`,
+			`plugins.yaml:1: expected a mapping of sections (gateway, api, store, log, wasm, tenants, devices, plugins, junctions)`,
 		}},
 		{"alias bomb", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" +
 			"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n" +

@@ -15,6 +15,8 @@ type Config struct {
 	Store     Store      `koanf:"store"`
 	Log       Log        `koanf:"log"`
 	WASM      WASM       `koanf:"wasm"`
+	Tenants   []Tenant   `koanf:"tenants"`
+	Devices   []Device   `koanf:"devices"`
 	Plugins   []Plugin   `koanf:"plugins"`
 	Junctions []Junction `koanf:"junctions"`
 }
@@ -92,6 +94,22 @@ type EmbeddedStore struct {
 type Log struct {
 	Level  string `koanf:"level"`  // debug, info, warn, error
 	Format string `koanf:"format"` // text or json
+}
+
+// Tenant declares a tenant to create at start.
+type Tenant struct {
+	ID   string `koanf:"id"`
+	Name string `koanf:"name"`
+}
+
+// Device declares a device to create at start. Its token is generated when
+// it is created and shown once; the file never holds it.
+type Device struct {
+	ID     string            `koanf:"id"`
+	Tenant string            `koanf:"tenant"`
+	Name   string            `koanf:"name"`
+	Model  string            `koanf:"model"`
+	Labels map[string]string `koanf:"labels"`
 }
 
 // WASM configures the host of WASM plugins.

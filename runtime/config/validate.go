@@ -46,6 +46,8 @@ func (c *Config) Validate() error {
 	v.api(&c.API, &c.Gateway)
 	v.store(&c.Store)
 	v.log(&c.Log)
+	v.tenants(c.Tenants)
+	v.devices(c.Devices)
 	declared := v.plugins(c.Plugins)
 	v.junctions(c.Junctions, declared)
 	if len(v.problems) == 0 {
@@ -250,6 +252,39 @@ type declaredPlugin struct {
 }
 
 type tenantID struct{ tenant, id string }
+
+func (v *validation) tenants(tenants []Tenant) {
+	seen := map[string]int{}
+	for i, t := range tenants {
+		path := fmt.Sprintf("tenants[%d]", i)
+		rec := graph.Tenant{ID: t.ID, Name: t.Name}
+		v.graphErr(path, rec.Validate())
+		if first, dup := seen[t.ID]; dup && t.ID != "" {
+			v.add(path+".id", "%q is already declared by tenants[%d]", t.ID, first)
+		} else {
+			seen[t.ID] = i
+		}
+	}
+}
+
+func (v *validation) devices(devices []Device) {
+	seen := map[tenantID]int{}
+	for i, d := range devices {
+		path := fmt.Sprintf("devices[%d]", i)
+		tenant := tenantOf(d.Tenant)
+		v.graphErr(path, graph.ValidID("tenant", tenant))
+		// The token is made at creation; a stand-in hash lets the graph
+		// validator check every other field.
+		rec := graph.Device{Meta: graph.Meta{Tenant: tenant, ID: d.ID}, Name: d.Name, Model: d.Model, Labels: d.Labels, TokenHash: make([]byte, 32)}
+		v.graphErr(path, rec.Validate())
+		key := tenantID{tenant, d.ID}
+		if first, dup := seen[key]; dup && d.ID != "" {
+			v.add(path+".id", "%q is already declared in tenant %q by devices[%d]", d.ID, tenant, first)
+		} else {
+			seen[key] = i
+		}
+	}
+}
 
 func (v *validation) plugins(plugins []Plugin) map[tenantID]declaredPlugin {
 	declared := map[tenantID]declaredPlugin{}

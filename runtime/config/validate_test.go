@@ -105,6 +105,21 @@ func TestValidate(t *testing.T) {
 			`junctions[1].targets[0].selector: key "Room": must be 1-63 characters of a-z, 0-9, '-', '_' or '.'`,
 			`junctions[1].id: "j" is already declared in tenant "default" by junctions[0]`,
 		}},
+		{"declared tenants and devices", func(c *Config) {
+			c.Tenants = []Tenant{{ID: "acme", Name: "Acme"}, {ID: "acme"}, {ID: "Bad Tenant"}}
+			c.Devices = []Device{
+				{ID: "display-1", Labels: map[string]string{"role": "display"}},
+				{ID: "display-1", Tenant: "acme"},
+				{ID: "display-1"},
+				{ID: "x", Tenant: "No Such", Labels: map[string]string{"Bad Key": "v"}},
+			}
+		}, []string{
+			`tenants[1].id: "acme" is already declared by tenants[0]`,
+			`tenants[2].id: "Bad Tenant" must be 1-63 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit`,
+			`devices[2].id: "display-1" is already declared in tenant "default" by devices[0]`,
+			`devices[3].tenant: "No Such" must be 1-63 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit`,
+			`devices[3].labels: key "Bad Key": must be 1-63 characters of a-z, 0-9, '-', '_' or '.'`,
+		}},
 		{"plugin interval and limits", func(c *Config) {
 			c.Plugins = []Plugin{
 				{ID: "synth", Use: "collectors.synthetic", Runtime: "wasm", Module: "s.wasm", Interval: time.Second,

@@ -132,6 +132,10 @@ func serve(args []string, stderr io.Writer) int {
 				"  Send it as 'Authorization: Bearer <key>' to the admin API. To choose your own key,\n"+
 				"  set SWITCHYARD_API__OPERATOR_KEY (at least 24 characters).\n\n", key)
 		},
+		DeviceToken: func(tenant, device, token string) {
+			fmt.Fprintf(stderr, "\n  Created device %q of tenant %q (declared in the configuration). Its token, shown\n"+
+				"  this once only:\n\n      %s\n\n", device, tenant, token)
+		},
 	})
 	if err != nil {
 		log.Error("start failed", "err", err)
