@@ -147,6 +147,35 @@ func (c Case) Expect(t *testing.T, got []Message) {
 	}
 }
 
+// Step is a transform's logic for one input message: its outputs (none, one
+// or many) given the message and the instance's state.
+type Step func(m Message, st State) ([]Message, error)
+
+// Golden runs every testcase of the transform use through the logic newStep
+// makes from the case's configuration, a fresh state a case, and compares
+// the outputs with expected.jsonl.
+func Golden(t *testing.T, use string, newStep func(config []byte) (Step, error)) {
+	t.Helper()
+	for _, c := range Cases(t, use) {
+		t.Run(c.Name, func(t *testing.T) {
+			step, err := newStep(c.Config)
+			if err != nil {
+				t.Fatalf("config: %v", err)
+			}
+			st := State{}
+			var got []Message
+			for _, m := range c.Messages(t) {
+				out, err := step(m, st)
+				if err != nil {
+					t.Fatalf("%s: %v", m.Payload, err)
+				}
+				got = append(got, out...)
+			}
+			c.Expect(t, got)
+		})
+	}
+}
+
 // Sample checks a plugin's sample.yaml: the runtime loads it, it declares
 // one instance of use, decode accepts its configuration, and README.md in
 // the plugin's folder shows it verbatim.

@@ -143,26 +143,16 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestGolden(t *testing.T) {
-	for _, c := range plugintest.Cases(t, Use) {
-		t.Run(c.Name, func(t *testing.T) {
-			f, err := New(c.Config)
-			if err != nil {
-				t.Fatalf("config: %v", err)
+	plugintest.Golden(t, Use, func(config []byte) (plugintest.Step, error) {
+		f, err := New(config)
+		return func(m plugintest.Message, st plugintest.State) ([]plugintest.Message, error) {
+			pass, err := f.Pass(m.Subject, m.Payload, st)
+			if !pass || err != nil {
+				return nil, err
 			}
-			st := plugintest.State{}
-			var got []plugintest.Message
-			for _, m := range c.Messages(t) {
-				pass, err := f.Pass(m.Subject, m.Payload, st)
-				if err != nil {
-					t.Fatalf("%s: %v", m.Payload, err)
-				}
-				if pass {
-					got = append(got, plugintest.Message{Subject: m.Subject, Payload: m.Payload})
-				}
-			}
-			c.Expect(t, got)
-		})
-	}
+			return []plugintest.Message{m}, nil
+		}, err
+	})
 }
 
 func TestSample(t *testing.T) {

@@ -99,23 +99,13 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestGolden(t *testing.T) {
-	for _, c := range plugintest.Cases(t, Use) {
-		t.Run(c.Name, func(t *testing.T) {
-			s, err := New(c.Config)
-			if err != nil {
-				t.Fatalf("config: %v", err)
-			}
-			var got []plugintest.Message
-			for _, m := range c.Messages(t) {
-				p, err := s.Apply(m.Payload)
-				if err != nil {
-					t.Fatalf("%s: %v", m.Payload, err)
-				}
-				got = append(got, plugintest.Message{Subject: m.Subject, Payload: p})
-			}
-			c.Expect(t, got)
-		})
-	}
+	plugintest.Golden(t, Use, func(config []byte) (plugintest.Step, error) {
+		s, err := New(config)
+		return func(m plugintest.Message, _ plugintest.State) ([]plugintest.Message, error) {
+			p, err := s.Apply(m.Payload)
+			return []plugintest.Message{{Subject: m.Subject, Payload: p}}, err
+		}, err
+	})
 }
 
 func TestSample(t *testing.T) {
