@@ -189,9 +189,11 @@ func (a *App) notStopping(context.Context) error {
 // the store, all within ctx.
 func (a *App) Stop(ctx context.Context) error {
 	a.stopping.Store(true)
-	a.plugins.Close(ctx) // no collector emits any more
-	a.router.Close()
-	errs := []error{a.gateway.Shutdown(ctx), a.wasm.Close(ctx)}
+	a.plugins.StopCollectors() // nothing new enters the junctions from plugins
+	a.router.Close()           // what they hold goes through live transforms
+	errs := []error{a.gateway.Shutdown(ctx)}
+	a.plugins.Close(ctx)
+	errs = append(errs, a.wasm.Close(ctx))
 	errs = append(errs, a.api.Shutdown(ctx))
 	a.seen.Close(ctx)
 	errs = append(errs, a.store.Close())

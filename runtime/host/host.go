@@ -195,12 +195,18 @@ func (s *Set) List() []Info {
 	return out
 }
 
-// Close stops the collectors and closes every instance.
-func (s *Set) Close(ctx context.Context) {
+// StopCollectors stops calling the collectors and waits for calls under way;
+// transforms keep serving, so the junctions can deliver what they hold.
+func (s *Set) StopCollectors() {
 	if s.stop != nil {
 		s.stop()
 		s.wg.Wait()
 	}
+}
+
+// Close stops the collectors and closes every instance.
+func (s *Set) Close(ctx context.Context) {
+	s.StopCollectors()
 	s.closeInstances(ctx)
 }
 
