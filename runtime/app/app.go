@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	}
 	router.Attach(gw)
 	a.router = router
-	cleanup = append(cleanup, router.Close)
+	cleanup = append(cleanup, func() { router.Close(context.Background()) })
 	tenants, err := store.ListTenants(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
@@ -190,7 +190,11 @@ func (a *App) notStopping(context.Context) error {
 func (a *App) Stop(ctx context.Context) error {
 	a.stopping.Store(true)
 	a.plugins.StopCollectors() // nothing new enters the junctions from plugins
-	a.router.Close()           // what they hold goes through live transforms
+	// What the junctions hold goes through live transforms, within half the
+	// drain budget; the other half is the devices'.
+	rctx, cancel := context.WithTimeout(ctx, a.cfg.Gateway.DrainTimeout/2)
+	a.router.Close(rctx)
+	cancel()
 	errs := []error{a.gateway.Shutdown(ctx)}
 	a.plugins.Close(ctx)
 	errs = append(errs, a.wasm.Close(ctx))

@@ -77,6 +77,7 @@ const (
 	DropQueueFull     = "device_queue_full"
 	DropNoDevice      = "no_matching_device"
 	DropNoBroker      = "broker_unavailable"
+	DropShutdown      = "shutdown"
 )
 
 // actionable are the drop reasons an operator must act on: they are logged
@@ -186,13 +187,25 @@ func (r *Router) Set(tenant string, junctions []graph.Junction) {
 	}
 }
 
-// Close stops every junction's worker after it has handled what it holds.
-func (r *Router) Close() {
+// Close stops every junction's worker after it has handled what it holds,
+// or, when ctx ends first, drops the rest (counted, reason shutdown).
+func (r *Router) Close(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var all []*route
 	for _, routes := range *r.table.Load() {
 		for _, rt := range routes {
 			rt.close()
+			all = append(all, rt)
+		}
+	}
+	for _, rt := range all {
+		select {
+		case <-rt.done:
+		case <-ctx.Done():
+			for _, rt := range all {
+				rt.abort.Store(true)
+			}
 			<-rt.done
 		}
 	}
@@ -250,6 +263,7 @@ type route struct {
 
 	in, out  prometheus.Counter
 	lastWarn atomic.Int64
+	abort    atomic.Bool // shutting down past the deadline: drop what is left
 }
 
 func (r *Router) start(j graph.Junction) *route {
@@ -311,6 +325,10 @@ func (rt *route) work() {
 	defer close(rt.done)
 	var batch, next []Message
 	for m := range rt.queue {
+		if rt.abort.Load() {
+			rt.drop(m, DropShutdown, nil)
+			continue
+		}
 		batch = append(batch[:0], m)
 		for i, s := range rt.stages {
 			if s == nil {

@@ -86,7 +86,7 @@ func newRouter(t *testing.T, f *fleet, st Stages, queue int) *Router {
 	t.Helper()
 	r := New(Options{QueueSize: queue, Stages: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
 	r.Attach(f)
-	t.Cleanup(r.Close)
+	t.Cleanup(func() { r.Close(context.Background()) })
 	return r
 }
 
@@ -124,7 +124,7 @@ func TestRoute(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r.DeviceData(gateway.Identity{Tenant: "t1", Device: "sensor-1"}, "telemetry", json.RawMessage(`{"t":1}`), at)
 	r.DeviceData(gateway.Identity{Tenant: "t1", Device: "sensor-1"}, "raw", json.RawMessage(`2`), at)
-	r.Close() // the workers finish what they hold
+	r.Close(context.Background()) // the workers finish what they hold
 
 	count := map[string]int{}
 	ids := map[string]bool{}
@@ -220,7 +220,7 @@ func TestTransformChain(t *testing.T) {
 	for v := range 20 {
 		r.Route(Message{Tenant: "t1", Source: "c", Subject: "in.x", Payload: payload(v)})
 	}
-	r.Close()
+	r.Close(context.Background())
 
 	var got []string
 	for _, m := range f.got["t1/d"] {
@@ -264,7 +264,7 @@ func TestThrottleAndBoundedQueue(t *testing.T) {
 		t.Errorf("queue-full drops %v of 6 with a queue of 2, want 3 or 4 (the worker may hold one)", n)
 	}
 	close(release)
-	r.Close()
+	r.Close(context.Background())
 	in := func(j string) float64 { return testutil.ToFloat64(r.in.WithLabelValues("t1", j)) }
 	if got := in("throttled") + dropped(r, "t1", "throttled", DropJunctionFull); got != 3 {
 		t.Errorf("the throttle let %v through, want its burst of 3", got)
@@ -301,5 +301,35 @@ func TestCollectorSourceAndUnchangedJunctions(t *testing.T) {
 	<-first.done // the old worker finished what it held
 	if got := f.got["t1/d"]; len(got) != 1 || value(t, got[0].Payload) != 1 {
 		t.Fatalf("device got %v, want only the message of collector synth-1", got)
+	}
+}
+
+// Close drains the junctions until its context ends, then drops what is
+// left, counted: a saturated junction cannot hold shutdown up.
+func TestCloseIsBounded(t *testing.T) {
+	f := newFleet(map[string]map[string]string{"t1/d": {}})
+	st := stages{"t1/slow": stageFunc(func(m Message, emit func(Message)) error {
+		time.Sleep(20 * time.Millisecond)
+		emit(m)
+		return nil
+	})}
+	r := New(Options{QueueSize: 100, Stages: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
+	r.Attach(f)
+	j := junction("t1", "slow", "a", graph.Target{Device: "d"})
+	j.Transforms = []string{"slow"}
+	r.Set("t1", []graph.Junction{j})
+	for range 100 {
+		r.Route(Message{Tenant: "t1", Subject: "a", Payload: payload(1)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r.Close(ctx)
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Close took %v with 100 messages of 20 ms queued and a 100 ms deadline", took)
+	}
+	delivered, shed := len(f.got["t1/d"]), int(dropped(r, "t1", "slow", DropShutdown))
+	if shed == 0 || delivered+shed != 100 {
+		t.Fatalf("delivered %d, dropped at shutdown %d: want some dropped and none lost", delivered, shed)
 	}
 }
