@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lesismal/nbio/nbhttp"
@@ -24,12 +25,22 @@ var (
 // BareServer is the baseline: an nbio WebSocket server that upgrades any
 // request on its path, answers hello with welcome and heartbeat with
 // heartbeat, and does nothing else. It is what the relay's gateway costs at
-// the least.
+// the least. Broadcast makes it also send generated message frames to
+// every connection that said hello; GET /stats reports its counters.
 type BareServer struct {
 	engine   *nbhttp.Engine
 	url      string
+	log      *slog.Logger
 	shutdown sync.Once
 	err      error
+
+	mu      sync.Mutex
+	ready   map[*bareConn]struct{} // said hello, not closed
+	version atomic.Uint64          // bumped on every change of ready
+	changed chan struct{}          // signalled (without blocking) on every change of ready
+	drained chan struct{}          // signalled when a connection's writes all reached the socket
+
+	stats bareStats
 }
 
 // StartBareServer listens on listen (host:port, port 0 for any) and serves
@@ -40,36 +51,45 @@ func StartBareServer(listen, path string, idle time.Duration, log *slog.Logger) 
 	if err != nil {
 		return nil, fmt.Errorf("bare server: listen: %w", err)
 	}
+	s := &BareServer{log: log, ready: map[*bareConn]struct{}{}, changed: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
 	up := websocket.NewUpgrader()
 	up.KeepaliveTime = idle
 	up.OnMessage(func(c *websocket.Conn, mt websocket.MessageType, data []byte) {
 		if mt != websocket.TextMessage {
 			return
 		}
+		bc := s.connOf(c)
 		var env envelope
 		if err := json.Unmarshal(data, &env); err != nil {
 			log.Debug("bare server: frame is not json", "err", err)
 			return
 		}
-		var reply []byte
 		switch env.Type {
 		case "hello":
-			reply = bareWelcome
+			// Ready before the welcome goes out, so a client that has its
+			// welcome is in the broadcast set (a message may precede the
+			// welcome; clients skip it).
+			s.setReady(bc, true)
+			bc.write(bareWelcome)
 		case "heartbeat":
-			reply = bareHeartbeat
-		default:
-			return
+			bc.write(bareHeartbeat)
 		}
-		if err := c.WriteMessage(websocket.TextMessage, reply); err != nil {
-			log.Debug("bare server: write", "err", err)
+	})
+	up.OnClose(func(c *websocket.Conn, _ error) {
+		if bc, ok := c.Session().(*bareConn); ok {
+			s.setReady(bc, false)
 		}
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-		if _, err := up.Upgrade(w, r, nil); err != nil {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
 			log.Debug("bare server: upgrade", "err", err)
+			return
 		}
+		s.connOf(c)
 	})
+	mux.HandleFunc("GET "+StatsPath, s.serveStats)
 	addr := ln.Addr().String()
 	engine := nbhttp.NewEngine(nbhttp.Config{
 		Name:                         "bare",
@@ -83,12 +103,14 @@ func StartBareServer(listen, path string, idle time.Duration, log *slog.Logger) 
 		MaxWebsocketFramePayloadSize: maxFramePayload,
 	})
 	up.Engine = engine
+	engine.OnWrittenSize(s.onWritten)
 	showAcceptHandoff(engine)
 	if err := engine.Start(); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("bare server: start: %w", err)
 	}
-	return &BareServer{engine: engine, url: "ws://" + addr + path}, nil
+	s.engine, s.url = engine, "ws://"+addr+path
+	return s, nil
 }
 
 // URL is the ws:// address clients dial.

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -34,6 +35,10 @@ var (
 	heartbeatPayload = []byte(`{"type":"heartbeat"}`)
 )
 
+// clientReadBuffer is the poller's read buffer, shared by all connections
+// of a worker.
+const clientReadBuffer = 64 << 10
+
 // heartbeatTick is how often the heartbeat loop wakes; each tick sends to
 // the slice of connections due, so heartbeats are spread over the interval.
 const heartbeatTick = 100 * time.Millisecond
@@ -45,6 +50,7 @@ const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 type envelope struct {
 	Type string `json:"type"`
 	Code string `json:"code"`
+	Time string `json:"time"`
 }
 
 // failure is why a connection did not come up or went down. Its reason is
@@ -180,6 +186,9 @@ type clients struct {
 	hbAnswered    atomic.Int64
 	otherMessages atomic.Int64
 	closing       atomic.Bool
+
+	deliveries deliveryCounter
+	edge       pollerEdge // -race builds only: see race.go
 }
 
 // clientConn is one held connection. mu guards the parse state; live is
@@ -218,7 +227,10 @@ func newClients(spec WorkerSpec, log *slog.Logger) (*clients, error) {
 		}
 		c.targets = append(c.targets, u)
 	}
-	c.engine = nbio.NewEngine(nbio.Config{Name: "switchyard-load", NPoller: 1, ReadBufferSize: 4096})
+	// One poller; its read buffer is shared by every connection, so a large
+	// one costs nothing per connection and lets a client that fell behind
+	// take many frames in one read.
+	c.engine = nbio.NewEngine(nbio.Config{Name: "switchyard-load", NPoller: 1, ReadBufferSize: clientReadBuffer})
 	c.engine.OnData(c.onData)
 	c.engine.OnClose(c.onClose)
 	if err := c.engine.Start(); err != nil {
@@ -299,6 +311,7 @@ func (c *clients) connect(ctx context.Context, j int) *failure {
 	nc.SetSession(cc)
 	cc.live.Store(true)
 	c.open.Add(1)
+	c.edge.release()
 	if _, err := c.engine.AddConn(nc); err != nil {
 		if cc.live.CompareAndSwap(true, false) {
 			c.open.Add(-1)
@@ -310,18 +323,20 @@ func (c *clients) connect(ctx context.Context, j int) *failure {
 	c.handshakes = append(c.handshakes, took.Microseconds())
 	c.mu.Unlock()
 	cc.mu.Lock()
-	cc.consume(nil) // frames that arrived with the welcome
+	cc.consume(nil, time.Now().UnixNano()) // frames that arrived with the welcome
 	cc.mu.Unlock()
 	return nil
 }
 
 func (c *clients) onData(nc *nbio.Conn, data []byte) {
+	c.edge.acquire()
 	cc, ok := nc.Session().(*clientConn)
 	if !ok {
 		return
 	}
+	now := time.Now().UnixNano() // one receive time per read
 	cc.mu.Lock()
-	cc.consume(data)
+	cc.consume(data, now)
 	cc.mu.Unlock()
 }
 
@@ -345,9 +360,9 @@ func (c *clients) onClose(nc *nbio.Conn, err error) {
 	c.mu.Unlock()
 }
 
-// consume parses data (after any pending partial frame) and handles every
-// whole frame. Callers hold cc.mu.
-func (cc *clientConn) consume(data []byte) {
+// consume parses data (after any pending partial frame), received at now
+// (Unix nanoseconds), and handles every whole frame. Callers hold cc.mu.
+func (cc *clientConn) consume(data []byte, now int64) {
 	buf := data
 	if len(cc.pending) > 0 {
 		cc.pending = append(cc.pending, data...)
@@ -363,7 +378,7 @@ func (cc *clientConn) consume(data []byte) {
 			break
 		}
 		buf = buf[n:]
-		if err := cc.handle(f); err != nil {
+		if err := cc.handle(f, now); err != nil {
 			cc.protocolError(err)
 			return
 		}
@@ -375,7 +390,7 @@ func (cc *clientConn) consume(data []byte) {
 	cc.pending = append(cc.pending[:0], buf...)
 }
 
-func (cc *clientConn) handle(f frame) error {
+func (cc *clientConn) handle(f frame, now int64) error {
 	switch f.op {
 	case opText, opBinary:
 		if cc.fragmented {
@@ -386,7 +401,7 @@ func (cc *clientConn) handle(f frame) error {
 			cc.message = append(cc.message[:0], f.payload...)
 			return nil
 		}
-		cc.c.onMessage(f.payload)
+		cc.c.onMessage(f.payload, now)
 	case opContinuation:
 		if !cc.fragmented {
 			return errors.New("continuation without a message")
@@ -396,7 +411,7 @@ func (cc *clientConn) handle(f frame) error {
 			return fmt.Errorf("message exceeds %d bytes", maxFramePayload)
 		}
 		if f.fin {
-			cc.c.onMessage(cc.message)
+			cc.c.onMessage(cc.message, now)
 			cc.fragmented, cc.message = false, nil
 		}
 	case opPing:
@@ -421,13 +436,29 @@ func (cc *clientConn) write(op byte, payload []byte) {
 	_, _ = cc.nc.Write(appendClientFrame(make([]byte, 0, 14+len(payload)), op, payload, rand2.Uint32()))
 }
 
-func (c *clients) onMessage(p []byte) {
-	var env envelope
-	if json.Unmarshal(p, &env) == nil && env.Type == "heartbeat" {
-		c.hbAnswered.Add(1)
+// onMessage counts one text message received at now. Message frames, the
+// bulk of a delivery run, are recognised by their first bytes and only
+// their time member is read; other frames are decoded.
+func (c *clients) onMessage(p []byte, now int64) {
+	if bytes.HasPrefix(p, messagePrefix) {
+		emit, ok := messageTime(p)
+		c.deliveries.record(len(p), emit, ok, now)
 		return
 	}
-	c.otherMessages.Add(1)
+	var env envelope
+	if json.Unmarshal(p, &env) != nil {
+		c.otherMessages.Add(1)
+		return
+	}
+	switch env.Type {
+	case "heartbeat":
+		c.hbAnswered.Add(1)
+	case "message": // members in an order other than the gateway's
+		emit, ok := parseTime([]byte(env.Time))
+		c.deliveries.record(len(p), emit, ok, now)
+	default:
+		c.otherMessages.Add(1)
+	}
 }
 
 // heartbeats sends each open connection one heartbeat per interval, spread
@@ -477,6 +508,17 @@ func (c *clients) holdReport() HoldReport {
 		Disconnects:        disconnects,
 		RSS:                rss,
 	}
+}
+
+// deliveryReport is a snapshot of the message frames received so far.
+func (c *clients) deliveryReport() DeliveryReport {
+	rep := DeliveryReport{At: time.Now(), Open: int(c.open.Load()), Counts: c.deliveries.snapshot()}
+	cpu, err := ReadCPU(os.Getpid())
+	if err != nil {
+		c.log.Warn("client cpu", "err", err)
+	}
+	rep.CPU = cpu
+	return rep
 }
 
 // close says goodbye on every open connection, gives the servers up to

@@ -146,7 +146,7 @@ func Measure(ctx context.Context, o Options, srv Servers) (Result, error) {
 		return Result{}, fmt.Errorf("measure: %w", err)
 	}
 	res := Result{Label: srv.Label, N: o.N, Servers: len(srv.Targets), Workers: len(ranges), Hold: o.Hold,
-		Failures: map[string]int{}, Disconnects: map[string]int{}}
+		Disconnects: map[string]int{}}
 
 	if len(srv.PIDs) > 0 {
 		if res.RSSBefore, err = sampleRSS(ctx, srv.PIDs, 3, 500*time.Millisecond); err != nil {
@@ -155,59 +155,20 @@ func Measure(ctx context.Context, o Options, srv Servers) (Result, error) {
 	}
 
 	lifetime := o.ConnectTimeout + o.DialTimeout + o.Hold + time.Minute
-	workers := make([]*workerProc, 0, len(ranges))
-	closeWorkers := func() error {
-		var errs []error
-		for _, w := range workers {
-			errs = append(errs, w.close())
-		}
-		workers = nil
-		return errors.Join(errs...)
+	f, err := startFleet(o, srv, ranges, lifetime)
+	if err != nil {
+		return res, fmt.Errorf("measure: %w", err)
 	}
-	defer func() { _ = closeWorkers() }()
-	for k, r := range ranges {
-		spec := WorkerSpec{
-			First: r.First, Count: r.Count, Targets: srv.Targets,
-			SourceBase: o.SourceBase.String(), PerSource: o.PerSource, Concurrency: o.Concurrency,
-			DialTimeout: o.DialTimeout, ConnectTimeout: o.ConnectTimeout, Heartbeat: o.Heartbeat, Lifetime: lifetime,
-		}
-		if len(srv.Tokens) > 0 {
-			spec.Tokens = srv.Tokens[r.First : r.First+r.Count]
-		}
-		w, err := startWorker(o.Self, k, spec)
-		if err != nil {
-			return res, fmt.Errorf("measure: %w", err)
-		}
-		workers = append(workers, w)
-	}
-	o.Log.Info("connecting", "target", srv.Label, "n", o.N, "workers", len(workers), "servers", len(srv.Targets))
+	defer func() { _ = f.close() }()
+	o.Log.Info("connecting", "target", srv.Label, "n", o.N, "workers", len(f.workers), "servers", len(srv.Targets))
 
-	var first, last time.Time
-	var handshakes []int64
-	for _, w := range workers {
-		rep, err := w.await(ctx, o.ConnectTimeout+o.DialTimeout+30*time.Second)
-		if err != nil {
-			return res, fmt.Errorf("measure: %w", err)
-		}
-		if rep.Connect == nil {
-			return res, fmt.Errorf("measure: worker %d: expected a connect report", w.index)
-		}
-		c := rep.Connect
-		res.Connected += c.Connected
-		handshakes = append(handshakes, c.HandshakeMicros...)
-		for k, v := range c.Failures {
-			res.Failures[k] += v
-			res.Failed += v
-		}
-		if first.IsZero() || c.Start.Before(first) {
-			first = c.Start
-		}
-		if c.End.After(last) {
-			last = c.End
-		}
+	cs, err := f.awaitConnect(ctx, o)
+	if err != nil {
+		return res, fmt.Errorf("measure: %w", err)
 	}
-	res.Handshake = latencyOf(handshakes)
-	res.ConnectSeconds = last.Sub(first).Seconds()
+	res.Connected, res.Failed, res.Failures = cs.connected, cs.failed, cs.failures
+	res.Handshake = latencyOf(cs.handshakes)
+	res.ConnectSeconds = cs.seconds
 	if res.ConnectSeconds > 0 {
 		res.ConnectRate = float64(res.Connected) / res.ConnectSeconds
 	}
@@ -237,19 +198,11 @@ func Measure(ctx context.Context, o Options, srv Servers) (Result, error) {
 		}
 	}
 
-	for _, w := range workers {
-		if err := w.send(workerRequest{Command: cmdReport}); err != nil {
-			return res, fmt.Errorf("measure: %w", err)
-		}
+	replies, err := f.ask(ctx, cmdReport, 30*time.Second)
+	if err != nil {
+		return res, fmt.Errorf("measure: %w", err)
 	}
-	for _, w := range workers {
-		rep, err := w.await(ctx, 30*time.Second)
-		if err != nil {
-			return res, fmt.Errorf("measure: %w", err)
-		}
-		if rep.Hold == nil {
-			return res, fmt.Errorf("measure: worker %d: expected a hold report", w.index)
-		}
+	for _, rep := range replies {
 		h := rep.Hold
 		res.Open += h.Open
 		res.HeartbeatsSent += h.HeartbeatsSent
@@ -259,10 +212,117 @@ func Measure(ctx context.Context, o Options, srv Servers) (Result, error) {
 			res.Disconnects[k] += v
 		}
 	}
-	if err := errors.Join(stopServers(), closeWorkers()); err != nil {
+	if err := errors.Join(stopServers(), f.close()); err != nil {
 		return res, fmt.Errorf("measure: %w", err)
 	}
 	return res, nil
+}
+
+// fleet is the client worker processes of one measurement.
+type fleet struct {
+	workers []*workerProc
+}
+
+// startFleet starts one worker per range, each told to live at most
+// lifetime.
+func startFleet(o Options, srv Servers, ranges []Range, lifetime time.Duration) (*fleet, error) {
+	f := &fleet{}
+	for k, r := range ranges {
+		spec := WorkerSpec{
+			First: r.First, Count: r.Count, Targets: srv.Targets,
+			SourceBase: o.SourceBase.String(), PerSource: o.PerSource, Concurrency: o.Concurrency,
+			DialTimeout: o.DialTimeout, ConnectTimeout: o.ConnectTimeout, Heartbeat: o.Heartbeat, Lifetime: lifetime,
+		}
+		if len(srv.Tokens) > 0 {
+			spec.Tokens = srv.Tokens[r.First : r.First+r.Count]
+		}
+		w, err := startWorker(o.Self, k, spec)
+		if err != nil {
+			_ = f.close()
+			return nil, err
+		}
+		f.workers = append(f.workers, w)
+	}
+	return f, nil
+}
+
+// connectSummary adds up the workers' connect reports.
+type connectSummary struct {
+	connected, failed int
+	failures          map[string]int
+	handshakes        []int64 // microseconds
+	seconds           float64 // first worker's start to last worker's end
+}
+
+// awaitConnect waits for every worker's connect report.
+func (f *fleet) awaitConnect(ctx context.Context, o Options) (connectSummary, error) {
+	cs := connectSummary{failures: map[string]int{}}
+	var first, last time.Time
+	for _, w := range f.workers {
+		rep, err := w.await(ctx, o.ConnectTimeout+o.DialTimeout+30*time.Second)
+		if err != nil {
+			return cs, err
+		}
+		if rep.Connect == nil {
+			return cs, fmt.Errorf("worker %d: expected a connect report", w.index)
+		}
+		c := rep.Connect
+		cs.connected += c.Connected
+		cs.handshakes = append(cs.handshakes, c.HandshakeMicros...)
+		for k, v := range c.Failures {
+			cs.failures[k] += v
+			cs.failed += v
+		}
+		if first.IsZero() || c.Start.Before(first) {
+			first = c.Start
+		}
+		if c.End.After(last) {
+			last = c.End
+		}
+	}
+	cs.seconds = last.Sub(first).Seconds()
+	return cs, nil
+}
+
+// ask sends cmd to every worker, then collects their replies in worker
+// order; each must carry the report cmd asks for.
+func (f *fleet) ask(ctx context.Context, cmd string, timeout time.Duration) ([]workerReply, error) {
+	for _, w := range f.workers {
+		if err := w.send(workerRequest{Command: cmd}); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]workerReply, 0, len(f.workers))
+	for _, w := range f.workers {
+		rep, err := w.await(ctx, timeout)
+		if err != nil {
+			return nil, err
+		}
+		if (cmd == cmdReport && rep.Hold == nil) || (cmd == cmdDeliveries && rep.Deliveries == nil) {
+			return nil, fmt.Errorf("worker %d: expected a %s report", w.index, cmd)
+		}
+		out = append(out, rep)
+	}
+	return out, nil
+}
+
+// pids are the workers' process ids.
+func (f *fleet) pids() []int {
+	out := make([]int, len(f.workers))
+	for i, w := range f.workers {
+		out[i] = w.proc.pid()
+	}
+	return out
+}
+
+// close closes every worker, once, and reports the unclean exits.
+func (f *fleet) close() error {
+	var errs []error
+	for _, w := range f.workers {
+		errs = append(errs, w.close())
+	}
+	f.workers = nil
+	return errors.Join(errs...)
 }
 
 // Latency summarises a set of durations.

@@ -133,13 +133,15 @@ type bareServers struct {
 }
 
 // startBareServers starts count bare servers on free loopback ports. Each
-// closes connections idle for idle and exits after lifetime.
-func startBareServers(self Command, count int, idle, lifetime time.Duration) (*bareServers, error) {
+// closes connections idle for idle and exits after lifetime; extra flags
+// are passed on.
+func startBareServers(self Command, count int, idle, lifetime time.Duration, extra ...string) (*bareServers, error) {
 	s := &bareServers{}
 	for i := range count {
 		name := fmt.Sprintf("bare-server %d", i)
-		cmd := self.command("bare-server", "-listen", "127.0.0.1:0",
-			"-idle-timeout", idle.String(), "-max-lifetime", lifetime.String())
+		args := append([]string{"bare-server", "-listen", "127.0.0.1:0",
+			"-idle-timeout", idle.String(), "-max-lifetime", lifetime.String()}, extra...)
+		cmd := self.command(args...)
 		p, stdout, err := startWithStdout(name, cmd)
 		if err != nil {
 			_ = s.stop()
@@ -221,7 +223,7 @@ func startRelay(ctx context.Context, ro RelayOptions, maxConns int, heartbeat ti
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails on Linux
 	r.key = "syop_" + base64.RawURLEncoding.EncodeToString(raw[:])
 
-	cfg := relayConfig(gwPort, apiPort, maxConns, heartbeat, ro.LogLevel, filepath.Join(dir, "switchyard.db"))
+	cfg := relayConfig(gwPort, apiPort, maxConns, heartbeat, ro.LogLevel, filepath.Join(dir, "switchyard.db")) + ro.Extra
 	cfgPath := filepath.Join(dir, "plugins.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, fmt.Errorf("relay: write config: %w", err)

@@ -54,6 +54,9 @@ type RelayOptions struct {
 	LogLevel string
 	// Keep leaves each relay's directory (config, store, log) in place.
 	Keep bool
+	// Extra is appended to the generated configuration: further top-level
+	// sections (wasm, plugins, junctions).
+	Extra string
 }
 
 // RunRelay starts relays, provisions o.N devices, and measures them like

@@ -78,9 +78,22 @@ type HoldReport struct {
 
 // Commands the coordinator sends a worker after its spec.
 const (
-	cmdReport = "report"
-	cmdClose  = "close"
+	cmdReport     = "report"
+	cmdDeliveries = "deliveries"
+	cmdClose      = "close"
 )
+
+// DeliveryReport is a worker's snapshot of the message frames it received
+// so far; two snapshots bound a measurement window.
+type DeliveryReport struct {
+	// At is when the snapshot was taken, by the worker's clock.
+	At time.Time `json:"at"`
+	// Open counts the connections open at that moment.
+	Open int `json:"open"`
+	// CPU is the CPU time the worker process has used so far.
+	CPU    time.Duration  `json:"cpu"`
+	Counts DeliveryCounts `json:"counts"`
+}
 
 // workerRequest is one line the coordinator writes to a worker's stdin: the
 // spec first, then commands.
@@ -91,8 +104,9 @@ type workerRequest struct {
 
 // workerReply is one line a worker writes to its stdout.
 type workerReply struct {
-	Connect *ConnectReport `json:"connect,omitempty"`
-	Hold    *HoldReport    `json:"hold,omitempty"`
+	Connect    *ConnectReport  `json:"connect,omitempty"`
+	Hold       *HoldReport     `json:"hold,omitempty"`
+	Deliveries *DeliveryReport `json:"deliveries,omitempty"`
 }
 
 // closeGrace is how long a closing worker waits for servers to close their
@@ -155,6 +169,11 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logge
 				hold := c.holdReport()
 				if err := enc.Encode(workerReply{Hold: &hold}); err != nil {
 					return fmt.Errorf("worker: write hold report: %w", err)
+				}
+			case cmd == cmdDeliveries:
+				rep := c.deliveryReport()
+				if err := enc.Encode(workerReply{Deliveries: &rep}); err != nil {
+					return fmt.Errorf("worker: write delivery report: %w", err)
 				}
 			default:
 				return fmt.Errorf("worker: unknown command %q", cmd)

@@ -1,6 +1,7 @@
 // Command switchyard-load measures how many idle device connections a relay
-// holds and at what memory cost, side by side with a bare nbio server
-// measured in the same run.
+// holds and at what memory cost, and how many message frames a second it
+// delivers through a WASM pipeline (the deliveries command), each side by
+// side with a bare nbio server measured in the same run.
 //
 // It re-executes itself as client worker processes (the open-file limit
 // caps one process at ~19,500 sockets), spreads their source addresses over

@@ -22,12 +22,14 @@ import (
 	"github.com/switchyard/switchyard/runtime/loadtest"
 )
 
-const usage = `switchyard-load measures idle WebSocket connections and the server memory they cost.
+const usage = `switchyard-load measures device WebSocket servers: idle connections and the server
+memory they cost, and message deliveries per second, each side by side with a bare nbio server.
 
 Usage:
-  switchyard-load baseline [flags]     bare nbio server(s) started by the tool
-  switchyard-load relay [flags]        Switchyard: -relay-bin to start it, or -target/-api for a running one
-  switchyard-load compare [flags]      baseline and relay at each -n; prints a markdown table
+  switchyard-load baseline [flags]     idle connections: bare nbio server(s) started by the tool
+  switchyard-load relay [flags]        idle connections: Switchyard (-relay-bin, or -target/-api for a running one)
+  switchyard-load compare [flags]      idle connections: baseline and relay at each -n; a markdown table
+  switchyard-load deliveries [flags]   deliveries/s: a broadcasting bare server, then Switchyard's WASM pipeline
   switchyard-load bare-server [flags]  the bare nbio server alone; prints its ws:// address
   switchyard-load worker               internal: a client worker, driven over stdin/stdout
 
@@ -35,6 +37,7 @@ Examples:
   switchyard-load baseline -n 19000 -hold 30s
   switchyard-load relay -n 19000 -hold 30s -relay-bin ./switchyard
   switchyard-load compare -n 1000,10000,19000 -hold 20s -relay-bin ./switchyard
+  switchyard-load deliveries -devices 1000 -duration 30s -relay-bin bin/switchyard -plugins bin/plugins
 
 Run "switchyard-load <command> -h" for the flags of a command.
 `
@@ -90,6 +93,8 @@ func run(ctx context.Context, args []string, self loadtest.Command, stdin io.Rea
 		printResult(stdout, res, inv.json, err)
 	case "compare":
 		err = runCompare(ctx, inv, stdout, stderr)
+	case "deliveries":
+		err = runDeliveries(ctx, inv, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "switchyard-load:", err)
@@ -122,6 +127,11 @@ func runBareServer(ctx context.Context, b bareFlags, stdout io.Writer, log *slog
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, b.lifetime)
 		defer cancel()
+	}
+	if b.broadcast {
+		done := make(chan struct{})
+		go func() { defer close(done); s.Broadcast(ctx) }()
+		defer func() { <-done }()
 	}
 	<-ctx.Done()
 	log.Debug("bare server stopping", "open", s.Online(), "why", ctx.Err())
@@ -160,24 +170,62 @@ func runCompare(ctx context.Context, inv *invocation, stdout, stderr io.Writer) 
 	return err
 }
 
+// runDeliveries runs a delivery measurement at each device count, one
+// after the other; each side's summary goes to stderr as it ends, the table
+// (or JSON) to stdout at the end.
+func runDeliveries(ctx context.Context, inv *invocation, stdout, stderr io.Writer) error {
+	var pairs []loadtest.DeliveryPair
+	var err error
+	for _, n := range inv.ns {
+		var pair loadtest.DeliveryPair
+		pair, err = loadtest.RunDeliveries(ctx, inv.deliveryOptions(n))
+		if pair.Bare != nil {
+			fmt.Fprintf(stderr, "--- bare nbio, %d devices\n%s", n, pair.Bare.Text())
+		}
+		if pair.Relay != nil {
+			fmt.Fprintf(stderr, "--- switchyard, %d devices\n%s", n, pair.Relay.Text())
+			fmt.Fprintf(stderr, "--- relay / bare: %.1f %%\n", 100*pair.Ratio())
+		}
+		if pair.Bare != nil {
+			pairs = append(pairs, pair)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if inv.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(pairs)
+		return err
+	}
+	if len(pairs) > 0 {
+		fmt.Fprintf(stdout, "Machine: %s.\n\n", loadtest.DescribeMachine())
+		fmt.Fprint(stdout, loadtest.DeliveryTable(pairs))
+	}
+	return err
+}
+
 // invocation is a parsed command line.
 type invocation struct {
-	command  string
-	opts     loadtest.Options
-	ns       []int // compare
-	servers  int   // 0: one per 19,000 connections
-	relay    loadtest.RelayOptions
-	external loadtest.External
-	bare     bareFlags
-	json     bool
-	verbose  bool
+	command    string
+	opts       loadtest.Options
+	ns         []int // compare, deliveries
+	servers    int   // 0: one per 19,000 connections
+	relay      loadtest.RelayOptions
+	external   loadtest.External
+	bare       bareFlags
+	deliveries loadtest.DeliveryOptions // deliveries: everything but Options, N and Relay
+	json       bool
+	verbose    bool
 }
 
 type bareFlags struct {
-	listen   string
-	path     string
-	idle     time.Duration
-	lifetime time.Duration
+	listen    string
+	path      string
+	idle      time.Duration
+	lifetime  time.Duration
+	broadcast bool
 }
 
 func (inv *invocation) serversFor(n int) int {
@@ -199,7 +247,7 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(errOut, usage)
 		return nil, flag.ErrHelp
-	case "baseline", "relay", "compare", "bare-server", "worker":
+	case "baseline", "relay", "compare", "deliveries", "bare-server", "worker":
 	default:
 		fmt.Fprint(errOut, usage)
 		return nil, fmt.Errorf("unknown command %q", inv.command)
@@ -232,13 +280,31 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 		if inv.command != "compare" {
 			fs.BoolVar(&inv.json, "json", false, "print the result as JSON")
 		}
+	case "deliveries":
+		fs.StringVar(&ns, "devices", "1000", "device counts to measure, comma-separated (each at most 19000)")
+		fs.DurationVar(&inv.deliveries.Window, "duration", 30*time.Second, "measurement window of each side")
+		fs.DurationVar(&inv.deliveries.Warmup, "warmup", 5*time.Second, "time between the last device connecting and the window")
+		fs.Float64Var(&inv.deliveries.Offer, "offer", 2, "relay collector rate, as a multiple of the messages/s the bare server got to each device")
+		fs.DurationVar(&inv.deliveries.Settle, "settle", 30*time.Second, "with -offer above 1: after the warm-up, wait at most this long for the relay to hold a backlog")
+		fs.StringVar(&inv.deliveries.Plugins, "plugins", "bin/plugins", "folder with the WASM modules (make plugins)")
+		fs.StringVar(&inv.deliveries.WASMCache, "wasm-cache", "", "the relays' WASM compilation cache (default: a temporary folder)")
+		fs.BoolVar(&inv.deliveries.BareOnly, "bare-only", false, "measure the bare ceiling only (no -relay-bin needed)")
+		fs.DurationVar(&o.Heartbeat, "heartbeat", 15*time.Second, "heartbeat interval of each device")
+		fs.IntVar(&o.PerWorker, "per-worker", 10000, "devices per client worker process")
+		fs.IntVar(&o.PerSource, "per-source", 10000, "connections per source address")
+		fs.StringVar(&source, "source", "127.0.0.2", "first source address; later ones count up from it")
+		fs.IntVar(&o.Concurrency, "concurrency", 64, "handshakes in flight per worker")
+		fs.DurationVar(&o.DialTimeout, "dial-timeout", 10*time.Second, "bound on one connection's dial, upgrade and hello")
+		fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 2*time.Minute, "bound on the connect phase")
+		fs.BoolVar(&inv.json, "json", false, "print the results as JSON")
 	case "bare-server":
 		fs.StringVar(&inv.bare.listen, "listen", "127.0.0.1:0", "address to listen on; port 0 picks a free one")
 		fs.StringVar(&inv.bare.path, "path", "/ws/device", "WebSocket upgrade path")
 		fs.DurationVar(&inv.bare.idle, "idle-timeout", 45*time.Second, "close connections silent for this long")
 		fs.DurationVar(&inv.bare.lifetime, "max-lifetime", 0, "exit after this long (0: run until interrupted)")
+		fs.BoolVar(&inv.bare.broadcast, "broadcast", false, "send generated message frames to every device, as fast as they are written")
 	}
-	if inv.command == "relay" || inv.command == "compare" {
+	if inv.command == "relay" || inv.command == "compare" || inv.command == "deliveries" {
 		fs.StringVar(&inv.relay.Bin, "relay-bin", "", "switchyard binary to start (run -c <generated plugins.yaml>)")
 		fs.IntVar(&inv.relay.ProvisionConcurrency, "provision-concurrency", 32, "admin API requests in flight")
 		fs.StringVar(&inv.relay.LogLevel, "relay-log", "warn", "log.level of relays started with -relay-bin (debug, info, warn, error)")
@@ -265,7 +331,8 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 	if o.SourceBase, err = netip.ParseAddr(source); err != nil {
 		return nil, fmt.Errorf("-source: %w", err)
 	}
-	if inv.command == "compare" {
+	switch inv.command {
+	case "compare":
 		if inv.ns, err = parseInts(ns); err != nil {
 			return nil, fmt.Errorf("-n: %w", err)
 		}
@@ -277,8 +344,23 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 				return nil, err
 			}
 		}
-	} else if err := o.Validate(); err != nil {
-		return nil, err
+	case "deliveries":
+		if inv.ns, err = parseInts(ns); err != nil {
+			return nil, fmt.Errorf("-devices: %w", err)
+		}
+		o.N = inv.ns[0]
+		if inv.deliveries.Plugins, err = filepath.Abs(inv.deliveries.Plugins); err != nil {
+			return nil, fmt.Errorf("-plugins: %w", err)
+		}
+		if inv.deliveries.WASMCache != "" {
+			if inv.deliveries.WASMCache, err = filepath.Abs(inv.deliveries.WASMCache); err != nil {
+				return nil, fmt.Errorf("-wasm-cache: %w", err)
+			}
+		}
+	default:
+		if err := o.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	if inv.servers < 0 {
 		return nil, fmt.Errorf("-servers %d must not be negative", inv.servers)
@@ -293,9 +375,9 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 		inv.relay.Bin = abs
 	}
 	switch inv.command {
-	case "compare":
-		if inv.relay.Bin == "" {
-			return nil, errors.New("compare needs -relay-bin")
+	case "compare", "deliveries":
+		if inv.relay.Bin == "" && !inv.deliveries.BareOnly {
+			return nil, fmt.Errorf("%s needs -relay-bin", inv.command)
 		}
 	case "relay":
 		if (inv.relay.Bin == "") == (targets == "") {
@@ -307,7 +389,7 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 			}
 		}
 	}
-	if inv.command == "relay" || inv.command == "compare" {
+	if inv.command == "relay" || inv.command == "compare" || inv.command == "deliveries" {
 		if inv.relay.ProvisionConcurrency <= 0 {
 			return nil, errors.New("-provision-concurrency must be positive")
 		}
@@ -317,7 +399,23 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 			return nil, fmt.Errorf("-relay-log %q: want debug, info, warn or error", inv.relay.LogLevel)
 		}
 	}
+	if inv.command == "deliveries" {
+		for _, n := range inv.ns {
+			if err := inv.deliveryOptions(n).Validate(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return inv, nil
+}
+
+// deliveryOptions are the options of a delivery run at n devices.
+func (inv *invocation) deliveryOptions(n int) loadtest.DeliveryOptions {
+	d := inv.deliveries
+	d.Options = inv.opts
+	d.N = n
+	d.Relay = inv.relay
+	return d
 }
 
 // parseExternal checks the flags that describe running relays.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -27,6 +29,12 @@ func TestMain(m *testing.M) {
 }
 
 func TestParse(t *testing.T) {
+	plugins := t.TempDir()
+	for _, m := range []string{"collectors.synthetic.wasm", "transforms.scale.wasm", "transforms.format.wasm"} {
+		if err := os.WriteFile(filepath.Join(plugins, m), []byte("\x00asm"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -96,6 +104,33 @@ func TestParse(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "deliveries defaults",
+			args: []string{"deliveries", "-relay-bin", "/bin/switchyard", "-plugins", plugins},
+			check: func(t *testing.T, inv *invocation) {
+				d := inv.deliveryOptions(inv.ns[0])
+				if !slices.Equal(inv.ns, []int{1000}) || d.N != 1000 || d.Window != 30*time.Second || d.Warmup != 5*time.Second ||
+					d.Offer != 2 || d.Settle != 30*time.Second || d.Plugins != plugins || d.Relay.Bin != "/bin/switchyard" ||
+					d.Relay.ProvisionConcurrency != 32 || d.Heartbeat != 15*time.Second || d.BareOnly {
+					t.Fatalf("deliveries defaults: %+v", d)
+				}
+			},
+		},
+		{
+			name: "deliveries bare only",
+			args: []string{"deliveries", "-bare-only", "-devices", "100,5000", "-duration", "10s", "-offer", "0.5"},
+			check: func(t *testing.T, inv *invocation) {
+				d := inv.deliveryOptions(5000)
+				if !slices.Equal(inv.ns, []int{100, 5000}) || !d.BareOnly || d.Window != 10*time.Second || d.Offer != 0.5 || d.N != 5000 {
+					t.Fatalf("deliveries: %v %+v", inv.ns, d)
+				}
+			},
+		},
+		{name: "deliveries without relay", args: []string{"deliveries"}, wantErr: "deliveries needs -relay-bin"},
+		{name: "deliveries without plugins", args: []string{"deliveries", "-relay-bin", "s", "-plugins", "/nonexistent"}, wantErr: "make plugins"},
+		{name: "deliveries over one server", args: []string{"deliveries", "-bare-only", "-devices", "20000"}, wantErr: "at most 19000"},
+		{name: "deliveries zero offer", args: []string{"deliveries", "-relay-bin", "s", "-plugins", plugins, "-offer", "0"}, wantErr: "offer 0"},
+		{name: "deliveries zero window", args: []string{"deliveries", "-bare-only", "-duration", "0s"}, wantErr: "window must be positive"},
 		{name: "no command", args: nil, wantErr: "no command"},
 		{name: "unknown command", args: []string{"bench"}, wantErr: `unknown command "bench"`},
 		{name: "stray argument", args: []string{"baseline", "extra"}, wantErr: "unexpected argument"},
@@ -137,7 +172,7 @@ func TestParse(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Setenv("SWITCHYARD_API__OPERATOR_KEY", "syop_secret_in_env")
-	for _, args := range [][]string{{"-h"}, {"baseline", "-h"}, {"relay", "-h"}} {
+	for _, args := range [][]string{{"-h"}, {"baseline", "-h"}, {"relay", "-h"}, {"deliveries", "-h"}} {
 		var out bytes.Buffer
 		if _, err := parse(args, &out); !errors.Is(err, flag.ErrHelp) {
 			t.Fatalf("parse(%q) error = %v, want flag.ErrHelp", args, err)
@@ -180,5 +215,45 @@ func TestBaselineEndToEnd(t *testing.T) {
 	}
 	if len(res.RSSSamples) != 2 || res.RSSBefore <= 0 || res.RSSAfter <= 0 || res.ConnectRate <= 0 || res.ClientRSS <= 0 {
 		t.Fatalf("figures missing: %+v", res)
+	}
+}
+
+// TestDeliveriesBareEndToEnd runs the bare side of a delivery run for real
+// at a small scale: a broadcasting bare server and two client workers, this
+// binary re-executed, 20 devices counted for two seconds.
+func TestDeliveriesBareEndToEnd(t *testing.T) {
+	self := loadtest.Command{Path: os.Args[0], Env: []string{asMain + "=1"}}
+	var stdout, stderr bytes.Buffer
+	args := []string{"deliveries", "-bare-only", "-devices", "20", "-duration", "2s", "-warmup", "500ms",
+		"-per-worker", "12", "-dial-timeout", "5s", "-connect-timeout", "20s", "-json"}
+	code := run(t.Context(), args, self, nil, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	var pairs []loadtest.DeliveryPair
+	if err := json.Unmarshal(stdout.Bytes(), &pairs); err != nil {
+		t.Fatalf("result is not JSON: %v\n%s", err, stdout.String())
+	}
+	if len(pairs) != 1 || pairs[0].Bare == nil || pairs[0].Relay != nil {
+		t.Fatalf("want one pair with the bare side only: %s", stdout.String())
+	}
+	b := pairs[0].Bare
+	if b.Connected != 20 || b.Failed != 0 || b.Open != 20 || len(b.Disconnects) != 0 {
+		t.Fatalf("connected %d, failed %d, open %d, disconnects %v; want 20, 0, 20, none", b.Connected, b.Failed, b.Open, b.Disconnects)
+	}
+	if b.Window < 1900*time.Millisecond || b.Window > 3*time.Second {
+		t.Fatalf("window %s, want about 2 s", b.Window)
+	}
+	// Every frame the server wrote in the window reached a device, give or
+	// take the frames in flight at its two ends.
+	if b.Deliveries <= 0 || b.Untimed != 0 || b.Rate <= 0 || b.PerDevice <= 0 ||
+		math.Abs(float64(b.Deliveries)-b.Server.Writes) > 0.05*b.Server.Writes {
+		t.Fatalf("deliveries %d (untimed %d), rate %.0f/s; server wrote %.0f", b.Deliveries, b.Untimed, b.Rate, b.Server.Writes)
+	}
+	if b.Latency.P50 <= 0 || b.Latency.P99 < b.Latency.P50 || b.FrameBytes < 100 {
+		t.Fatalf("latency %+v, frame %.0f bytes", b.Latency, b.FrameBytes)
+	}
+	if b.Server.Messages <= 0 || b.ServerCPU <= 0 || b.ClientCPU <= 0 {
+		t.Fatalf("server messages %.0f, cpu server %.2f clients %.2f", b.Server.Messages, b.ServerCPU, b.ClientCPU)
 	}
 }
