@@ -85,6 +85,24 @@ type Record interface {
 	Validate() error
 }
 
+// APIKey is a tenant's credential for the /api/v1 routes of that tenant
+// only; the operator key manages tenants. Only the key's SHA-256 is kept:
+// the key itself is shown once, when it is created or rotated.
+type APIKey struct {
+	Meta
+	Name    string `json:"name,omitempty"`
+	KeyHash []byte `json:"key_hash"`
+}
+
+// Validate checks the key's fields and reports every problem found.
+func (k *APIKey) Validate() error {
+	errs := []error{ValidID("id", k.ID)}
+	if len(k.KeyHash) != 32 {
+		errs = append(errs, Invalid("key_hash", "must be a SHA-256 digest (32 bytes)"))
+	}
+	return errors.Join(errs...)
+}
+
 // Tenant is an isolated namespace of devices, junctions and plugin instances.
 type Tenant struct {
 	ID        string    `json:"id"`
@@ -335,7 +353,7 @@ type Seen struct {
 }
 
 // Collection is the create/get/list/update/delete set of one record type in
-// one tenant. T is Device, Junction or PluginInstance.
+// one tenant. T is Device, Junction, PluginInstance or APIKey.
 type Collection[T any] interface {
 	// Create stores a new record; ErrConflict if the id is taken.
 	Create(ctx context.Context, rec T) (T, error)
@@ -357,6 +375,7 @@ type Scope interface {
 	Devices() Collection[Device]
 	Junctions() Collection[Junction]
 	Plugins() Collection[PluginInstance]
+	Keys() Collection[APIKey]
 }
 
 // Store is a graph backend.

@@ -12,7 +12,7 @@ import (
 )
 
 // record is the constraint that lets one implementation serve devices,
-// junctions and plugin instances: P is *T, which carries Meta and Validate.
+// junctions, plugin instances and API keys: P is *T, which carries Meta and Validate.
 type record[T any] interface {
 	*T
 	graph.Record
@@ -30,6 +30,7 @@ var (
 	_ graph.Collection[graph.Device]         = collection[graph.Device, *graph.Device]{}
 	_ graph.Collection[graph.Junction]       = collection[graph.Junction, *graph.Junction]{}
 	_ graph.Collection[graph.PluginInstance] = collection[graph.PluginInstance, *graph.PluginInstance]{}
+	_ graph.Collection[graph.APIKey]         = collection[graph.APIKey, *graph.APIKey]{}
 )
 
 func (c collection[T, P]) errorf(op, id string, err error) error {

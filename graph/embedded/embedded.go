@@ -21,8 +21,8 @@ import (
 )
 
 // SchemaVersion is the layout version this build writes. A file written by
-// a newer build is refused; a later release migrates older files on Open.
-const SchemaVersion = 1
+// a newer build is refused; Open migrates an older file (see migrate.go).
+const SchemaVersion = 2
 
 // Defaults for Options.
 const (
@@ -60,8 +60,9 @@ var (
 	devicesBucket   = []byte("devices")
 	junctionsBucket = []byte("junctions")
 	pluginsBucket   = []byte("plugins")
+	keysBucket      = []byte("keys")
 	seenBucket      = []byte("seen") // observed fields of devices, see seen.go
-	kindBuckets     = [][]byte{devicesBucket, junctionsBucket, pluginsBucket, seenBucket}
+	kindBuckets     = [][]byte{devicesBucket, junctionsBucket, pluginsBucket, keysBucket, seenBucket}
 )
 
 // Options tune Open. The zero value is what a production install wants.
@@ -155,7 +156,7 @@ func checkExisting(path string, timeout time.Duration) error {
 }
 
 // initSchema lays out a new file, or checks that an existing one is ours
-// and not newer than this build.
+// and not newer than this build, and migrates it when it is older.
 func initSchema(tx *bolt.Tx) error {
 	sys := tx.Bucket(systemBucket)
 	if sys == nil {
@@ -185,7 +186,7 @@ func initSchema(tx *bolt.Tx) error {
 	if sys.Bucket(settingsBucket) == nil || tx.Bucket(tenantsBucket) == nil {
 		return fmt.Errorf("%w: a system bucket is missing", ErrNotDatabase)
 	}
-	return nil
+	return migrate(tx, v)
 }
 
 // Path returns the file the store was opened on.
@@ -457,6 +458,10 @@ func (sc scope) Junctions() graph.Collection[graph.Junction] {
 
 func (sc scope) Plugins() graph.Collection[graph.PluginInstance] {
 	return collection[graph.PluginInstance, *graph.PluginInstance]{s: sc.s, tenant: sc.tenant, kind: "plugin instance", bucket: pluginsBucket}
+}
+
+func (sc scope) Keys() graph.Collection[graph.APIKey] {
+	return collection[graph.APIKey, *graph.APIKey]{s: sc.s, tenant: sc.tenant, kind: "API key", bucket: keysBucket}
 }
 
 // RecordSeen sets LastSeen (and Firmware, when given) of every device in

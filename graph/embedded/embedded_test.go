@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -213,7 +215,7 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 			boltFile(t, path, func(tx *bolt.Tx) error {
 				return tx.Bucket([]byte("system")).Put([]byte("schema_version"), []byte("99"))
 			})
-		}, nil, "schema version 99 is newer than this build supports (1)"},
+		}, nil, fmt.Sprintf("schema version 99 is newer than this build supports (%d)", embedded.SchemaVersion)},
 		{"garbled schema version", func(t *testing.T, path string) {
 			s := openAt(t, path, embedded.Options{})
 			if err := s.Close(); err != nil {
@@ -301,6 +303,130 @@ func boltFile(t *testing.T, path string, fn func(*bolt.Tx) error) {
 	}()
 	if err := db.Update(fn); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// v1Tenant is a tenant bucket as schema version 1 laid it out: the tenant
+// record and the devices, junctions, plugins and seen buckets, no keys.
+func v1Tenant(t *testing.T, tenants *bolt.Bucket, id string, devices ...graph.Device) error {
+	t.Helper()
+	b, err := tenants.CreateBucket([]byte(id))
+	if err != nil {
+		return err
+	}
+	rec, _ := json.Marshal(graph.Tenant{ID: id, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()})
+	if err := b.Put([]byte("tenant"), rec); err != nil {
+		return err
+	}
+	for _, name := range []string{"devices", "junctions", "plugins", "seen"} {
+		if _, err := b.CreateBucket([]byte(name)); err != nil {
+			return err
+		}
+	}
+	for _, d := range devices {
+		d.Tenant = id
+		raw, _ := json.Marshal(d)
+		if err := b.Bucket([]byte("devices")).Put([]byte(d.ID), raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// v1File writes a database as schema version 1 wrote it, with the tenants
+// fill makes.
+func v1File(t *testing.T, path string, fill func(tenants *bolt.Bucket) error) {
+	t.Helper()
+	boltFile(t, path, func(tx *bolt.Tx) error {
+		sys, err := tx.CreateBucket([]byte("system"))
+		if err != nil {
+			return err
+		}
+		if _, err := sys.CreateBucket([]byte("settings")); err != nil {
+			return err
+		}
+		if err := sys.Put([]byte("schema_version"), []byte("1")); err != nil {
+			return err
+		}
+		tenants, err := tx.CreateBucket([]byte("tenants"))
+		if err != nil {
+			return err
+		}
+		return fill(tenants)
+	})
+}
+
+// schemaVersion reads the version a closed file records.
+func schemaVersion(t *testing.T, path string) string {
+	t.Helper()
+	var v string
+	boltFile(t, path, func(tx *bolt.Tx) error {
+		v = string(tx.Bucket([]byte("system")).Get([]byte("schema_version")))
+		return nil
+	})
+	return v
+}
+
+func TestOpenMigratesVersion1(t *testing.T) {
+	tests := []struct {
+		name    string
+		devices map[string]int // tenant → devices the file holds
+		fill    func(t *testing.T, tenants *bolt.Bucket) error
+	}{
+		{"no tenants", map[string]int{}, func(*testing.T, *bolt.Bucket) error { return nil }},
+		{"tenants with records", map[string]int{"acme": 2, "globex": 1}, func(t *testing.T, tenants *bolt.Bucket) error {
+			if err := v1Tenant(t, tenants, "acme", device("d1"), device("d2")); err != nil {
+				return err
+			}
+			return v1Tenant(t, tenants, "globex", device("d1"))
+		}},
+		{"a tenant that already has a keys bucket", map[string]int{"acme": 1}, func(t *testing.T, tenants *bolt.Bucket) error {
+			if err := v1Tenant(t, tenants, "acme", device("d1")); err != nil {
+				return err
+			}
+			_, err := tenants.Bucket([]byte("acme")).CreateBucket([]byte("keys"))
+			return err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			path := filepath.Join(t.TempDir(), "switchyard.db")
+			v1File(t, path, func(tenants *bolt.Bucket) error { return tc.fill(t, tenants) })
+			s, err := embedded.Open(path, embedded.Options{})
+			if err != nil {
+				t.Fatalf("Open of a version 1 file: %v", err)
+			}
+			for id := range tc.devices {
+				keys := s.Tenant(id).Keys()
+				if list, err := keys.List(ctx); err != nil || len(list) != 0 {
+					t.Fatalf("keys of %q after the migration = %v, %v; want none", id, list, err)
+				}
+				if _, err := keys.Create(ctx, graph.APIKey{Meta: graph.Meta{ID: "k1"}, KeyHash: tokenHash(id)}); err != nil {
+					t.Fatalf("create a key in %q after the migration: %v", id, err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if v := schemaVersion(t, path); v != strconv.Itoa(embedded.SchemaVersion) {
+				t.Fatalf("recorded schema version %q, want %d", v, embedded.SchemaVersion)
+			}
+
+			// The migrated file opens as is, with every record kept.
+			s = openAt(t, path, embedded.Options{})
+			if tenants, err := s.ListTenants(ctx); err != nil || len(tenants) != len(tc.devices) {
+				t.Errorf("tenants after the migration: %v, %v; want %d", tenants, err, len(tc.devices))
+			}
+			for id, n := range tc.devices {
+				if devices, err := s.Tenant(id).Devices().List(ctx); err != nil || len(devices) != n {
+					t.Errorf("devices of %q after the migration: %d, %v; want %d", id, len(devices), err, n)
+				}
+				if k, err := s.Tenant(id).Keys().Get(ctx, "k1"); err != nil || !bytes.Equal(k.KeyHash, tokenHash(id)) {
+					t.Errorf("key of %q after reopening: %+v, %v", id, k, err)
+				}
+			}
+		})
 	}
 }
 
@@ -455,6 +581,8 @@ func TestErrorMessages(t *testing.T) {
 		}, graph.ErrNotFound, `embedded: create junction "j1" in tenant "t9": tenant not found`},
 		{"missing plugin instance", func() error { return t1.Plugins().Delete(ctx, "p9") },
 			graph.ErrNotFound, `embedded: delete plugin instance "p9" in tenant "t1": not found`},
+		{"missing API key", func() error { _, err := t1.Keys().Get(ctx, "k9"); return err },
+			graph.ErrNotFound, `embedded: get API key "k9" in tenant "t1": not found`},
 		{"duplicate tenant", func() error { _, err := s.CreateTenant(ctx, graph.Tenant{ID: "t1"}); return err },
 			graph.ErrConflict, `embedded: create tenant "t1": already exists`},
 		{"missing setting", func() error { _, err := s.GetSetting(ctx, "nope"); return err },

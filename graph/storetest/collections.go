@@ -11,8 +11,8 @@ import (
 	"github.com/switchyard/switchyard/graph"
 )
 
-// kind describes one tenant-scoped record type so that devices, junctions
-// and plugin instances run the very same tests.
+// kind describes one tenant-scoped record type so that devices, junctions,
+// plugin instances and API keys run the very same tests.
 type kind[T any, P interface {
 	*T
 	graph.Record
@@ -150,6 +150,28 @@ func pluginKind() kind[graph.PluginInstance, *graph.PluginInstance] {
 			{"unknown kind", "use", func(p *graph.PluginInstance) { p.Use = "sinks.scale" }},
 			{"no runtime", "runtime", func(p *graph.PluginInstance) { p.Runtime = "" }},
 			{"unknown runtime", "runtime", func(p *graph.PluginInstance) { p.Runtime = "docker" }},
+		},
+	}
+}
+
+func apiKeyKind() kind[graph.APIKey, *graph.APIKey] {
+	return kind[graph.APIKey, *graph.APIKey]{
+		coll: func(s graph.Scope) graph.Collection[graph.APIKey] { return s.Keys() },
+		valid: func(id string) graph.APIKey {
+			return graph.APIKey{Meta: graph.Meta{ID: id}, Name: "CI deploy " + id, KeyHash: sum("key of " + id)}
+		},
+		change: func(k *graph.APIKey) {
+			k.Name = "rotated"
+			k.KeyHash = sum("rotated")
+		},
+		scribble: func(k *graph.APIKey) {
+			k.KeyHash[0] ^= 0xff
+		},
+		invalid: []invalidCase[graph.APIKey]{
+			{"empty id", "id", func(k *graph.APIKey) { k.ID = "" }},
+			{"upper-case id", "id", func(k *graph.APIKey) { k.ID = "Deploy" }},
+			{"no key hash", "key_hash", func(k *graph.APIKey) { k.KeyHash = nil }},
+			{"short key hash", "key_hash", func(k *graph.APIKey) { k.KeyHash = k.KeyHash[:31] }},
 		},
 	}
 }

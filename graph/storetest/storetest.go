@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) graph.Store, reopen func(t *testi
 	t.Run("devices", func(t *testing.T) { runKind(t, h, deviceKind()) })
 	t.Run("junctions", func(t *testing.T) { runKind(t, h, junctionKind()) })
 	t.Run("plugins", func(t *testing.T) { runKind(t, h, pluginKind()) })
+	t.Run("keys", func(t *testing.T) { runKind(t, h, apiKeyKind()) })
 	t.Run("delete_tenant_cascades", h.testDeleteTenantCascades)
 	t.Run("record_seen", h.testRecordSeen)
 	t.Run("settings", h.testSettings)
@@ -331,8 +332,8 @@ func (h harness) testDeleteTenantCascades(t *testing.T) {
 	s := h.fresh(t)
 	ctx := t.Context()
 	createTenants(t, s, "a", "b")
-	dk, jk, pk := deviceKind(), junctionKind(), pluginKind()
-	type kept struct{ d, j, p any }
+	dk, jk, pk, kk := deviceKind(), junctionKind(), pluginKind(), apiKeyKind()
+	type kept struct{ d, j, p, k any }
 	keep := map[string]kept{}
 	for _, tenant := range []string{"a", "b"} {
 		sc := s.Tenant(tenant)
@@ -348,7 +349,11 @@ func (h harness) testDeleteTenantCascades(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create plugin instance in %q: %v", tenant, err)
 		}
-		keep[tenant] = kept{d, j, p}
+		k, err := sc.Keys().Create(ctx, kk.valid("x"))
+		if err != nil {
+			t.Fatalf("create API key in %q: %v", tenant, err)
+		}
+		keep[tenant] = kept{d, j, p, k}
 	}
 	if err := s.DeleteTenant(ctx, "a"); err != nil {
 		t.Fatalf("DeleteTenant: %v", err)
@@ -360,6 +365,8 @@ func (h harness) testDeleteTenantCascades(t *testing.T) {
 	wantErr(t, "junction of a deleted tenant", err, graph.ErrNotFound)
 	_, err = a.Plugins().Get(ctx, "x")
 	wantErr(t, "plugin instance of a deleted tenant", err, graph.ErrNotFound)
+	_, err = a.Keys().Get(ctx, "x")
+	wantErr(t, "API key of a deleted tenant", err, graph.ErrNotFound)
 
 	// A tenant created again with the same id starts empty.
 	createTenants(t, s, "a")
@@ -371,6 +378,9 @@ func (h harness) testDeleteTenantCascades(t *testing.T) {
 	}
 	if n := mustList(t, a.Plugins()); len(n) != 0 {
 		t.Errorf("re-created tenant has %d plugin instances from before", len(n))
+	}
+	if n := mustList(t, a.Keys()); len(n) != 0 {
+		t.Errorf("re-created tenant has %d API keys from before", len(n))
 	}
 
 	b := s.Tenant("b")
@@ -389,6 +399,11 @@ func (h harness) testDeleteTenantCascades(t *testing.T) {
 		t.Fatalf("plugin instance of the other tenant: %v", err)
 	}
 	wantSame(t, "plugin instance of the other tenant", p, keep["b"].p)
+	k, err := b.Keys().Get(ctx, "x")
+	if err != nil {
+		t.Fatalf("API key of the other tenant: %v", err)
+	}
+	wantSame(t, "API key of the other tenant", k, keep["b"].k)
 }
 
 func mustList[T any](t *testing.T, c graph.Collection[T]) []T {
@@ -596,7 +611,7 @@ func (h harness) testRestart(t *testing.T) {
 	s := h.fresh(t)
 	ctx := t.Context()
 	createTenants(t, s, "a", "b")
-	dk, jk, pk := deviceKind(), junctionKind(), pluginKind()
+	dk, jk, pk, kk := deviceKind(), junctionKind(), pluginKind(), apiKeyKind()
 	a := s.Tenant("a")
 	d, err := a.Devices().Create(ctx, dk.valid("d1"))
 	if err != nil {
@@ -615,6 +630,10 @@ func (h harness) testRestart(t *testing.T) {
 	p, err := a.Plugins().Create(ctx, pk.valid("p1"))
 	if err != nil {
 		t.Fatalf("create plugin instance: %v", err)
+	}
+	k, err := a.Keys().Create(ctx, kk.valid("k1"))
+	if err != nil {
+		t.Fatalf("create API key: %v", err)
 	}
 	at := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
 	if err := s.RecordSeen(ctx, []graph.Seen{{Tenant: "a", Device: "d1", At: at, Firmware: "3.1.4"}}); err != nil {
@@ -644,6 +663,7 @@ func (h harness) testRestart(t *testing.T) {
 	wantSame(t, "devices after restart", mustList(t, a.Devices()), []graph.Device{d})
 	wantSame(t, "junctions after restart", mustList(t, a.Junctions()), []graph.Junction{j})
 	wantSame(t, "plugin instances after restart", mustList(t, a.Plugins()), []graph.PluginInstance{p})
+	wantSame(t, "API keys after restart", mustList(t, a.Keys()), []graph.APIKey{k})
 	if got, err := s2.GetSetting(ctx, "operator_key_hash"); err != nil || string(got) != "kept" {
 		t.Errorf("setting after restart = %q, %v; want %q", got, err, "kept")
 	}
@@ -690,6 +710,7 @@ func (h harness) testAfterClose(t *testing.T) {
 		{"Devices.Delete", func() error { return sc.Devices().Delete(ctx, "d1") }},
 		{"Junctions.List", func() error { _, err := sc.Junctions().List(ctx); return err }},
 		{"Plugins.List", func() error { _, err := sc.Plugins().List(ctx); return err }},
+		{"Keys.List", func() error { _, err := sc.Keys().List(ctx); return err }},
 		{"RecordSeen", func() error {
 			return s.RecordSeen(ctx, []graph.Seen{{Tenant: "a", Device: "d1", At: time.Now()}})
 		}},

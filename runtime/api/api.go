@@ -1,13 +1,17 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -38,6 +42,7 @@ type Options struct {
 	Router      *junction.Router
 	Plugins     *host.Set
 	OperatorKey token.Hash
+	Keys        *KeyTable // every tenant's API keys (see LoadKeys)
 	Ready       []Check
 	Logger      *slog.Logger
 	Registry    *prometheus.Registry
@@ -53,6 +58,17 @@ type Server struct {
 	ln       net.Listener
 	started  time.Time
 	requests *prometheus.CounterVec
+	// access classifies every /api/ route by "METHOD path template".
+	access map[string]access
+	// keyWrites keeps the key table in step with the store (see keyWrite).
+	keyWrites sync.Mutex
+}
+
+// Route is one route of the API: its method and path template, in echo's
+// syntax (/api/v1/tenants/:tenant).
+type Route struct {
+	Method string
+	Path   string
 }
 
 // New builds the API; Start serves it.
@@ -67,12 +83,12 @@ func New(o Options) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(s.count, s.requireOperator)
+	e.Use(s.count, s.authorize)
 	e.GET("/health", s.health)
 	e.GET("/ready", s.ready)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry})))
 
-	// Operator auth is router-wide middleware (it passes everything outside
+	// Authorization is router-wide middleware (it passes everything outside
 	// /api/), not group middleware: echo answers 404 instead of 405 for a
 	// group with middleware.
 	v1 := e.Group("/api/v1")
@@ -94,8 +110,29 @@ func New(o Options) *Server {
 	t.GET("/sessions", s.listSessions)
 	records(t, "/junctions", "junction", s, graph.Scope.Junctions, s.junctionsChanged)
 	records(t, "/plugins", "plugin", s, graph.Scope.Plugins, nil)
+	t.GET("/keys", s.listKeys)
+	t.POST("/keys", s.createKey)
+	t.GET("/keys/:id", s.getKey)
+	t.POST("/keys/:id/rotate", s.rotateKey)
+	t.DELETE("/keys/:id", s.deleteKey)
 	s.echo = e
+	s.access = map[string]access{}
+	for _, r := range s.Routes() {
+		s.access[r.Method+" "+r.Path] = routeAccess(r.Method, r.Path)
+	}
 	return s
+}
+
+// Routes lists the /api/ routes, ordered by path and method.
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, r := range s.echo.Routes() {
+		if strings.HasPrefix(r.Path, "/api/") {
+			out = append(out, Route{Method: r.Method, Path: r.Path})
+		}
+	}
+	slices.SortFunc(out, func(a, b Route) int { return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Method, b.Method)) })
+	return out
 }
 
 // Start listens on Config.Listen and serves in the background.
@@ -190,8 +227,13 @@ func (s *Server) junctionsChanged(c echo.Context) error {
 	return nil
 }
 
-// listPlugins lists the running plugin instances of every tenant with their
-// module's sha256, state and last error.
+// listPlugins lists the running plugin instances with their module's
+// sha256, state and last error: every tenant's for the operator, its own
+// for a tenant key.
 func (s *Server) listPlugins(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"plugins": s.Plugins.List()})
+	list := s.Plugins.List()
+	if tenant := callerTenant(c); tenant != "" {
+		list = slices.DeleteFunc(list, func(p host.Info) bool { return p.Tenant != tenant })
+	}
+	return c.JSON(http.StatusOK, map[string]any{"plugins": list})
 }

@@ -42,6 +42,7 @@ func TestOperatorAuth(t *testing.T) {
 func TestBadRequestsChangeNothing(t *testing.T) {
 	r := apptest.Start(t, "", func(c *config.Config) { c.API.MaxBodySize = 4 << 10 })
 	r.CreateDevice("default", "d1", nil)
+	r.CreateKey("default", "k1")
 	devices := "/api/v1/tenants/default/devices"
 	cases := []struct {
 		name, method, path string
@@ -81,6 +82,15 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		{"plugin bad use", "POST", "/api/v1/tenants/default/plugins", `{"id":"p","use":"filters.x","runtime":"wasm"}`, 400, "invalid_field", "use"},
 		{"plugin bad runtime", "POST", "/api/v1/tenants/default/plugins", `{"id":"p","use":"transforms.x","runtime":"docker"}`, 400, "invalid_field", "runtime"},
 		{"plugin config not object", "POST", "/api/v1/tenants/default/plugins", `{"id":"p","use":"transforms.x","runtime":"wasm","config":[1]}`, 400, "invalid_field", "config"},
+		{"key unknown field", "POST", "/api/v1/tenants/default/keys", `{"id":"k","secret":"mine"}`, 400, "unknown_field", "secret"},
+		{"key bad id", "POST", "/api/v1/tenants/default/keys", `{"id":"Bad Key"}`, 400, "invalid_field", "id"},
+		{"key missing id", "POST", "/api/v1/tenants/default/keys", `{"name":"ci"}`, 400, "invalid_field", "id"},
+		{"key wrong type", "POST", "/api/v1/tenants/default/keys", `{"id":"k","name":7}`, 400, "invalid_field", "name"},
+		{"key duplicate", "POST", "/api/v1/tenants/default/keys", `{"id":"k1"}`, 409, "key_exists", ""},
+		{"key unknown", "GET", "/api/v1/tenants/default/keys/nope", nil, 404, "key_not_found", ""},
+		{"key rotate unknown", "POST", "/api/v1/tenants/default/keys/nope/rotate", nil, 404, "key_not_found", ""},
+		{"key delete unknown", "DELETE", "/api/v1/tenants/default/keys/nope", nil, 404, "key_not_found", ""},
+		{"key unknown tenant", "POST", "/api/v1/tenants/nope/keys", `{"id":"k"}`, 404, "tenant_not_found", ""},
 		{"unknown route", "GET", "/api/v1/nothing-here", nil, 404, "route_not_found", ""},
 		{"wrong method", "PATCH", "/api/v1/tenants", `{}`, 405, "method_not_allowed", ""},
 	}
@@ -91,9 +101,10 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 		})
 	}
 
-	// Nothing above changed the store: one tenant, one device, no junctions or plugins.
+	// Nothing above changed the store: one tenant, one device, one key, no
+	// junctions or plugins.
 	for path, n := range map[string]int{
-		"/api/v1/tenants": 1, devices: 1,
+		"/api/v1/tenants": 1, devices: 1, "/api/v1/tenants/default/keys": 1,
 		"/api/v1/tenants/default/junctions": 0, "/api/v1/tenants/default/plugins": 0,
 	} {
 		_, b := r.Do("GET", path, nil)

@@ -1,6 +1,11 @@
 // Package api is the admin HTTP API (echo): /api/v1 CRUD for tenants,
-// devices, junctions and plugin instances, messages to devices, and the
-// operational endpoints /health, /ready and /metrics.
+// devices, junctions, plugin instances and tenant API keys, messages to
+// devices, and the operational endpoints /health, /ready and /metrics.
+//
+// Every /api/v1 call carries a key. The operator key may call every route; a
+// tenant API key only its own tenant's routes, and a call in another tenant
+// is answered exactly as one in a tenant that does not exist. Keys are
+// checked against an in-memory table (KeyTable), never the store.
 //
 // It is the one writer of the graph store during operation: every write goes
 // to the store first and, once stored, to the in-memory views the hot paths

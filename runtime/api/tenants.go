@@ -62,15 +62,22 @@ func (s *Server) updateTenant(c echo.Context) error {
 	return c.JSON(http.StatusOK, t)
 }
 
-// deleteTenant removes a tenant with everything in it and disconnects its
-// devices. The default tenant is kept: a single-user install depends on it.
+// deleteTenant removes a tenant with everything in it, refuses its API keys
+// and disconnects its devices. The default tenant is kept: a single-user install depends on it.
 func (s *Server) deleteTenant(c echo.Context) error {
 	id := c.Param("tenant")
 	if id == graph.DefaultTenant {
 		return newError(http.StatusConflict, "tenant_protected", "the %q tenant cannot be deleted", id)
 	}
-	if err := s.Store.DeleteTenant(c.Request().Context(), id); err != nil {
-		return storeError("tenant", id, err)
+	err := s.keyWrite(func() error {
+		if err := s.Store.DeleteTenant(c.Request().Context(), id); err != nil {
+			return storeError("tenant", id, err)
+		}
+		s.Keys.RemoveTenant(id)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	s.Catalog.RemoveTenant(id)
 	s.Router.Set(id, nil)

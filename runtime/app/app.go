@@ -1,7 +1,8 @@
 // Package app assembles a running Switchyard from a loaded configuration:
 // it opens the graph store, makes sure the default tenant exists, applies the
-// junctions declared in the file, loads the in-memory views, and starts the
-// device gateway and the admin API. Stop takes it down in the reverse order.
+// junctions declared in the file, loads the in-memory views (devices, API
+// keys, junction routes), and starts the device gateway and the admin API.
+// Stop takes it down in the reverse order.
 //
 // It holds no logic of its own beyond that order; every behaviour lives in
 // the packages it wires.
@@ -19,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchyard/switchyard/graph"
-	"github.com/switchyard/switchyard/graph/embedded"
 	"github.com/switchyard/switchyard/runtime/api"
 	"github.com/switchyard/switchyard/runtime/catalog"
 	"github.com/switchyard/switchyard/runtime/config"
@@ -68,7 +68,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		}
 	}()
 
-	store, err := openStore(cfg.Store)
+	store, err := openStore(ctx, cfg, o.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +86,10 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		o.KeyGenerated(generated)
 	}
 	devices, err := catalog.Load(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := api.LoadKeys(ctx, store)
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +159,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Router:      router,
 		Plugins:     plugins,
 		OperatorKey: keyHash,
+		Keys:        keys,
 		Ready: []api.Check{
 			{Name: "store", Check: store.Ping},
 			{Name: "shutdown", Check: a.notStopping},
@@ -176,6 +181,9 @@ func (a *App) GatewayAddr() net.Addr { return a.gateway.Addr() }
 
 // APIAddr is where the admin API listens.
 func (a *App) APIAddr() net.Addr { return a.api.Addr() }
+
+// APIRoutes lists the admin API's /api/ routes.
+func (a *App) APIRoutes() []api.Route { return a.api.Routes() }
 
 func (a *App) notStopping(context.Context) error {
 	if a.stopping.Load() {
@@ -203,16 +211,4 @@ func (a *App) Stop(ctx context.Context) error {
 	errs = append(errs, a.store.Close())
 	a.log.Info("switchyard stopped")
 	return errors.Join(errs...)
-}
-
-func openStore(c config.Store) (graph.Store, error) {
-	switch c.Backend {
-	case "embedded":
-		s, err := embedded.Open(c.Embedded.Path, embedded.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		return s, nil
-	}
-	return nil, fmt.Errorf("store.backend: %q is not available in this build", c.Backend)
 }

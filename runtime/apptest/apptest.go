@@ -166,6 +166,16 @@ func (r *Relay) CreateDevice(tenant, id string, labels map[string]string) string
 	return body["token"].(string)
 }
 
+// CreateKey creates the API key id of tenant and returns the key.
+func (r *Relay) CreateKey(tenant, id string) string {
+	r.T.Helper()
+	status, body := r.Do("POST", "/api/v1/tenants/"+tenant+"/keys", map[string]any{"id": id, "name": "test key " + id})
+	if status != http.StatusCreated {
+		r.T.Fatalf("create API key %s/%s: %d %v", tenant, id, status, body)
+	}
+	return body["key"].(string)
+}
+
 // Device is a connected test device.
 type Device struct {
 	T    testing.TB

@@ -87,6 +87,7 @@ func load(src Source, data []byte) (*Config, error) {
 		l.file(data)
 	}
 	l.environment()
+	l.encryptionKey()
 	l.overrides()
 
 	for i := range l.cfg.Plugins {
@@ -268,6 +269,22 @@ func (l *loader) environment() {
 	}
 	l.problems = append(l.problems, problems...)
 	l.decode(k.Raw(), l.where)
+}
+
+// encryptionKey reads SWITCHYARD_ENCRYPTION_KEY, when set.
+func (l *loader) encryptionKey() {
+	for _, kv := range l.src.Environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if name != EnvEncryptionKey {
+			continue
+		}
+		key, err := ParseEncryptionKey(value)
+		if err != nil {
+			l.problems = append(l.problems, Problem{Source: envSourcePrefix + name, Message: err.Error()})
+			return
+		}
+		l.cfg.EncryptionKey = key
+	}
 }
 
 var envNamePattern = regexp.MustCompile(`^[A-Za-z0-9_]+$`)

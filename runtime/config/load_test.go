@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -213,7 +214,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/bad_values.yaml:15: api.listen: "127.0.0.1:99999": port "99999" must be a number from 0 to 65535`,
 			`testdata/bad_values.yaml:16: api.operator_key: must be at least 24 characters long`,
 			`testdata/bad_values.yaml:17: api.max_body_size: must be at least 1KiB, got 512B`,
-			`testdata/bad_values.yaml:19: store.backend: dgraph is not available in this build`,
+			`testdata/bad_values.yaml:19: store.backend: "mongo" is not a store backend (embedded or dgraph)`,
 			`testdata/bad_values.yaml:21: log.level: "verbose" must be one of debug, info, warn, error`,
 			`testdata/bad_values.yaml:22: log.format: "xml" must be text or json`,
 		}},
@@ -354,7 +355,8 @@ func TestLoadEnvironment(t *testing.T) {
 		"SWITCHYARD_API__OPERATOR_KEY=" + key,
 		"SWITCHYARD_STORE__EMBEDDED__PATH=/var/lib/s.db",
 		"SWITCHYARD_log__level=debug",
-		"SWITCHYARD_ENCRYPTION_KEY=not-a-config-key",
+		// Not a configuration key, but read into Config.EncryptionKey.
+		"SWITCHYARD_ENCRYPTION_KEY=" + strings.Repeat("ab", 32),
 		"NOT_SWITCHYARD_GATEWAY__LISTEN=ignored",
 	}
 	cfg := mustLoad(t, Source{Environ: environ})
@@ -365,6 +367,7 @@ func TestLoadEnvironment(t *testing.T) {
 	want.Gateway.TLS = TLS{CertFile: "/c.pem", KeyFile: "/k.pem"}
 	want.API.OperatorKey = key
 	want.Store.Embedded.Path = "/var/lib/s.db"
+	want.EncryptionKey = bytes.Repeat([]byte{0xab}, 32)
 	want.Log.Level = "debug"
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", *cfg, want)
@@ -411,11 +414,22 @@ func TestLoadEnvironmentProblems(t *testing.T) {
 		{"invalid values", []string{
 			"SWITCHYARD_API__OPERATOR_KEY=hunter2",
 			"SWITCHYARD_GATEWAY__HEARTBEAT_TIMEOUT=5s",
-			"SWITCHYARD_STORE__BACKEND=dgraph",
 		}, []string{
 			`env SWITCHYARD_API__OPERATOR_KEY: api.operator_key: must be at least 24 characters long`,
 			`env SWITCHYARD_GATEWAY__HEARTBEAT_TIMEOUT: gateway.heartbeat_timeout: must be longer than gateway.heartbeat_interval (30s), got 5s`,
-			`env SWITCHYARD_STORE__BACKEND: store.backend: dgraph is not available in this build`,
+		}},
+		{"dgraph without its secrets", []string{
+			"SWITCHYARD_STORE__BACKEND=dgraph",
+			"SWITCHYARD_STORE__DGRAPH__HTTP=alpha-1:8080",
+		}, []string{
+			`env SWITCHYARD_STORE__DGRAPH__HTTP: store.dgraph.http: "alpha-1:8080" must be an http:// or https:// URL of an alpha (e.g. http://127.0.0.1:8080)`,
+			`store.dgraph.password: is required: set SWITCHYARD_STORE__DGRAPH__PASSWORD to the galaxy guardian's password`,
+			`encryption_key: the dgraph store seals tenant credentials: set SWITCHYARD_ENCRYPTION_KEY (generate one with: openssl rand -base64 32)`,
+		}},
+		{"encryption key of the wrong size", []string{
+			"SWITCHYARD_ENCRYPTION_KEY=c2hvcnQ=",
+		}, []string{
+			`env SWITCHYARD_ENCRYPTION_KEY: decodes to 5 bytes, want 32 (generate one with: openssl rand -base64 32)`,
 		}},
 	}
 	for _, tt := range tests {

@@ -19,6 +19,11 @@ type Config struct {
 	Devices   []Device   `koanf:"devices"`
 	Plugins   []Plugin   `koanf:"plugins"`
 	Junctions []Junction `koanf:"junctions"`
+
+	// EncryptionKey seals secrets kept at rest (the Dgraph store's
+	// namespace credentials). It comes from SWITCHYARD_ENCRYPTION_KEY only,
+	// never from the file: see ParseEncryptionKey.
+	EncryptionKey []byte `koanf:"-"`
 }
 
 // Gateway configures the device WebSocket listener.
@@ -82,6 +87,39 @@ type Store struct {
 	// Backend is "embedded" (bbolt, the default) or "dgraph".
 	Backend  string        `koanf:"backend"`
 	Embedded EmbeddedStore `koanf:"embedded"`
+	Dgraph   DgraphStore   `koanf:"dgraph"`
+}
+
+// DgraphStore configures the Dgraph backend: one namespace per tenant.
+type DgraphStore struct {
+	// Addresses are the gRPC endpoints (host:port) of the alphas.
+	Addresses []string `koanf:"addresses"`
+	// HTTP is one alpha's HTTP endpoint (http://host:8080), where tenant
+	// namespaces are created and dropped.
+	HTTP string `koanf:"http"`
+	// User and Password are the galaxy guardian's (the password normally
+	// from SWITCHYARD_STORE__DGRAPH__PASSWORD).
+	User     string `koanf:"user"`
+	Password string `koanf:"password" secret:"true"`
+	// Install names this installation in the cluster, so that several can
+	// share one.
+	Install string `koanf:"install"`
+	// ConnectTimeout bounds the first contact at start.
+	ConnectTimeout time.Duration `koanf:"connect_timeout"`
+	// TLS secures the gRPC and HTTP connections when CAFile is set.
+	TLS ClientTLS `koanf:"tls"`
+}
+
+// ClientTLS is how Switchyard checks a server and, optionally, proves who it
+// is (mutual TLS) as a client.
+type ClientTLS struct {
+	// CAFile holds the PEM certificates that may sign the server's.
+	CAFile string `koanf:"ca_file"`
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `koanf:"server_name"`
+	// CertFile and KeyFile, both or neither, are the client certificate.
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
 }
 
 // EmbeddedStore configures the bbolt backend.
@@ -221,6 +259,13 @@ func Default() Config {
 		Store: Store{
 			Backend:  "embedded",
 			Embedded: EmbeddedStore{Path: "data/switchyard.db"},
+			Dgraph: DgraphStore{
+				Addresses:      []string{"127.0.0.1:9080"},
+				HTTP:           "http://127.0.0.1:8080",
+				User:           "groot",
+				Install:        "switchyard",
+				ConnectTimeout: 10 * time.Second,
+			},
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}

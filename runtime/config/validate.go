@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,10 +28,8 @@ const (
 // when it can. This is the one place that knows which backends are built in.
 func storeBackendProblem(backend string) string {
 	switch backend {
-	case "embedded":
+	case "embedded", "dgraph":
 		return ""
-	case "dgraph":
-		return "dgraph is not available in this build"
 	default:
 		return fmt.Sprintf("%q is not a store backend (embedded or dgraph)", backend)
 	}
@@ -44,7 +44,7 @@ func (c *Config) Validate() error {
 	v := &validation{}
 	v.gateway(&c.Gateway)
 	v.api(&c.API, &c.Gateway)
-	v.store(&c.Store)
+	v.store(&c.Store, c.EncryptionKey)
 	v.log(&c.Log)
 	v.tenants(c.Tenants)
 	v.devices(c.Devices)
@@ -216,12 +216,52 @@ func sameListener(a, b string) bool {
 	return ha == hb || wildcard(ha) || wildcard(hb)
 }
 
-func (v *validation) store(s *Store) {
+func (v *validation) store(s *Store, key []byte) {
 	if msg := storeBackendProblem(s.Backend); msg != "" {
 		v.add("store.backend", "%s", msg)
 	}
-	if s.Backend == "embedded" && s.Embedded.Path == "" {
-		v.add("store.embedded.path", "is required for the embedded store")
+	switch s.Backend {
+	case "embedded":
+		if s.Embedded.Path == "" {
+			v.add("store.embedded.path", "is required for the embedded store")
+		}
+	case "dgraph":
+		v.dgraph(&s.Dgraph, key)
+	}
+}
+
+func (v *validation) dgraph(d *DgraphStore, key []byte) {
+	if len(d.Addresses) == 0 {
+		v.add("store.dgraph.addresses", "name at least one alpha's gRPC address (host:port)")
+	}
+	for i, a := range d.Addresses {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			v.add(fmt.Sprintf("store.dgraph.addresses[%d]", i), "%q is not host:port", a)
+		}
+	}
+	if u, err := url.Parse(d.HTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add("store.dgraph.http", "%q must be an http:// or https:// URL of an alpha (e.g. http://127.0.0.1:8080)", d.HTTP)
+	}
+	if d.User == "" {
+		v.add("store.dgraph.user", "is required (the galaxy guardian, normally groot)")
+	}
+	if d.Password == "" {
+		v.add("store.dgraph.password", "is required: set SWITCHYARD_STORE__DGRAPH__PASSWORD to the galaxy guardian's password")
+	}
+	if err := graph.ValidID("install", d.Install); err != nil {
+		v.add("store.dgraph.install", "%s", strings.TrimPrefix(err.Error(), "install: "))
+	}
+	if d.ConnectTimeout <= 0 {
+		v.add("store.dgraph.connect_timeout", "must be positive")
+	}
+	if (d.TLS.CertFile == "") != (d.TLS.KeyFile == "") {
+		v.add("store.dgraph.tls", "cert_file and key_file go together: set both or neither")
+	}
+	if d.TLS.CAFile == "" && (d.TLS.CertFile != "" || d.TLS.ServerName != "") {
+		v.add("store.dgraph.tls.ca_file", "is required when TLS is configured")
+	}
+	if len(key) == 0 {
+		v.add("encryption_key", "the dgraph store seals tenant credentials: set %s (generate one with: openssl rand -base64 32)", EnvEncryptionKey)
 	}
 }
 

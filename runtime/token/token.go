@@ -1,7 +1,8 @@
 // Package token makes and hashes the bearer secrets Switchyard hands out:
-// device tokens and API keys. A secret is shown to its owner once; only its
-// SHA-256 is kept. The secrets are 256 random bits, so a fast hash is enough:
-// there is nothing to brute-force that a slow hash would protect.
+// device tokens, the operator's API key and tenant API keys. A secret is
+// shown to its owner once; only its SHA-256 is kept. The secrets are 256
+// random bits, so a fast hash is enough: there is nothing to brute-force
+// that a slow hash would protect.
 //
 // The package never stores, logs or compares plaintext secrets beyond the
 // call that creates them.
@@ -16,8 +17,9 @@ import (
 
 // Prefixes tell a reader what kind of secret leaked (as GitHub's do).
 const (
-	DevicePrefix   = "sydev_"
-	OperatorPrefix = "syop_"
+	DevicePrefix    = "sydev_"
+	OperatorPrefix  = "syop_"
+	TenantKeyPrefix = "sytk_"
 )
 
 // Hash is the stored form of a secret.

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# A single-node Dgraph (zero + alpha, ACL on, loopback only) for development
+# and tests, from the repository alone.
+#
+#   scripts/dgraph.sh bin     build the pinned server into the cache when missing; print its path
+#   scripts/dgraph.sh run     start zero + alpha in the foreground; print "dgraph: up …" once the
+#                             alpha is healthy; stop both on SIGTERM/SIGINT (what tests use)
+#   scripts/dgraph.sh up      run in the background and wait until healthy (make dgraph-up)
+#   scripts/dgraph.sh down    stop a background run (data stays in DGRAPH_DIR)
+#   scripts/dgraph.sh status  say whether it runs
+#
+# Environment:
+#   DGRAPH_BIN          the server binary (default: the cache path below)
+#   DGRAPH_DIR          data, logs and pid file (default: data/dgraph)
+#   DGRAPH_PORT_OFFSET  added to every port (default 0: zero 5080/6080,
+#                       alpha 7080, HTTP 8080, gRPC 9080)
+#   DGRAPH_ACL_TTL      access token lifetime in s, m or h (default 6h);
+#                       refresh tokens live twice as long
+#
+# The guardian is groot with Dgraph's initial password "password": this
+# cluster is for development on loopback only. The pinned version lives in
+# deploy/dgraph/go.mod.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+version=v25.1.0
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/dgraph-$version"
+bin="${DGRAPH_BIN:-$cache/dgraph}"
+dir="${DGRAPH_DIR:-$root/data/dgraph}"
+offset="${DGRAPH_PORT_OFFSET:-0}"
+ttl="${DGRAPH_ACL_TTL:-6h}"
+health="http://127.0.0.1:$((8080 + offset))/health"
+
+build() {
+  if [[ -x "$bin" ]]; then return; fi
+  echo "dgraph: building the pinned Dgraph $version into $bin (a few minutes, once)" >&2
+  mkdir -p "$(dirname "$bin")"
+  (cd "$root/deploy/dgraph" && go build -o "$bin.tmp" github.com/dgraph-io/dgraph/v25/dgraph)
+  mv "$bin.tmp" "$bin"
+}
+
+# healthy: the alpha answers /health and the guardian can log in (the ACL
+# bootstrap creates groot a moment after /health first answers).
+healthy() {
+  curl -fsS "$health" 2>/dev/null | grep -q '"status":"healthy"' &&
+    curl -fsS "http://127.0.0.1:$((8080 + offset))/admin" -H 'Content-Type: application/json' \
+      -d '{"query":"mutation { login(userId: \"groot\", password: \"password\", namespace: 0) { response { accessJWT } } }"}' \
+      2>/dev/null | grep -q accessJWT
+}
+
+background_running() { [[ -f "$dir/run.pid" ]] && kill -0 "$(cat "$dir/run.pid")" 2>/dev/null; }
+
+run() {
+  build
+  for p in 5080 6080 7080 8080 9080; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$((p + offset))") 2>/dev/null; then
+      echo "dgraph: port $((p + offset)) on 127.0.0.1 is already taken; set DGRAPH_PORT_OFFSET or stop what listens there" >&2
+      exit 1
+    fi
+  done
+  mkdir -p "$dir"
+  if [[ ! -f "$dir/hmac" ]]; then
+    head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 40 >"$dir/hmac"
+    chmod 600 "$dir/hmac"
+  fi
+  local n=${ttl%[smh]} unit=${ttl: -1} zero alpha
+  (cd "$dir" && exec "$bin" zero --my="127.0.0.1:$((5080 + offset))" --port_offset "$offset" \
+      --wal zw --bindall=false >>zero.log 2>&1) &
+  zero=$!
+  (cd "$dir" && exec "$bin" alpha --my="127.0.0.1:$((7080 + offset))" --port_offset "$offset" \
+      --zero="127.0.0.1:$((5080 + offset))" --postings p --wal w --tmp t --bindall=false \
+      --cache "size-mb=256" --security "whitelist=127.0.0.1" \
+      --acl "secret-file=$dir/hmac; access-ttl=$ttl; refresh-ttl=$((n * 2))$unit" >>alpha.log 2>&1) &
+  alpha=$!
+  # shellcheck disable=SC2064 # the pids are fixed now
+  trap "kill $alpha $zero 2>/dev/null; wait $alpha $zero 2>/dev/null; exit 0" TERM INT HUP
+  for _ in $(seq 1 240); do
+    if healthy; then
+      echo "dgraph: up — gRPC 127.0.0.1:$((9080 + offset)), HTTP http://127.0.0.1:$((8080 + offset)), guardian groot/password, data $dir"
+      wait -n "$alpha" "$zero" || true
+      echo "dgraph: a process exited; stopping" >&2
+      kill "$alpha" "$zero" 2>/dev/null || true
+      exit 1
+    fi
+    if ! kill -0 "$zero" 2>/dev/null || ! kill -0 "$alpha" 2>/dev/null; then break; fi
+    sleep 0.25
+  done
+  echo "dgraph: did not become healthy; last lines of its logs:" >&2
+  tail -n 20 "$dir/zero.log" "$dir/alpha.log" >&2 || true
+  kill "$alpha" "$zero" 2>/dev/null || true
+  exit 1
+}
+
+up() {
+  if background_running; then
+    echo "dgraph: already running from $dir (scripts/dgraph.sh down first)" >&2
+    exit 1
+  fi
+  build
+  mkdir -p "$dir"
+  nohup "$0" run >"$dir/run.log" 2>&1 &
+  echo $! >"$dir/run.pid"
+  for _ in $(seq 1 240); do
+    if grep -q '^dgraph: up' "$dir/run.log"; then grep '^dgraph: up' "$dir/run.log"; return; fi
+    if ! background_running; then break; fi
+    sleep 0.25
+  done
+  cat "$dir/run.log" >&2
+  down
+  exit 1
+}
+
+down() {
+  if background_running; then
+    local pid
+    pid=$(cat "$dir/run.pid")
+    kill "$pid"
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$dir/run.pid"
+}
+
+case "${1:-}" in
+  bin) build; echo "$bin" ;;
+  run) run ;;
+  up) up ;;
+  down) down; echo "dgraph: stopped" ;;
+  status) if background_running; then echo "dgraph: running (pid $(cat "$dir/run.pid"), $dir)"; else echo "dgraph: stopped"; fi ;;
+  *) echo "usage: scripts/dgraph.sh bin|run|up|down|status" >&2; exit 2 ;;
+esac
