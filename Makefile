@@ -6,7 +6,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 CONFIG   ?= plugins.yaml
 FUZZTIME ?= 5s
 
-.PHONY: run build plugins test unit fuzz lint bench load clean
+.PHONY: run build plugins test unit fuzz lint bench load clean dgraph-bin dgraph-up dgraph-down
 
 ## run: build the relay and the shipped plugins, start Switchyard with plugins.yaml
 run: build plugins
@@ -22,12 +22,26 @@ build:
 	$(GO) build -o $(BIN)/switchyard-load ./runtime/cmd/switchyard-load
 	$(GO) build -o $(BIN)/devicesim ./examples/devicesim
 
-## test: lint, every test under -race, then a short run of every fuzz target
+## test: lint, every test under -race (Dgraph tests on a real server), then a short run of every fuzz target
 test: lint unit fuzz
 
-unit:
-	$(GO) test -race -count=1 ./...
+# The Dgraph tests start their own zero + alpha through scripts/dgraph.sh;
+# here they must not be skipped.
+unit: dgraph-bin
+	SWITCHYARD_REQUIRE_DGRAPH=1 $(GO) test -race -count=1 -timeout 30m ./...
 	cd sdk && $(GO) test -race -count=1 ./...
+
+## dgraph-bin: build the pinned Dgraph v25 server into ~/.cache/switchyard when missing
+dgraph-bin:
+	./scripts/dgraph.sh bin
+
+## dgraph-up: start Dgraph zero + alpha on loopback (ACL on; gRPC 9080, HTTP 8080), data in data/dgraph
+dgraph-up:
+	./scripts/dgraph.sh up
+
+## dgraph-down: stop them
+dgraph-down:
+	./scripts/dgraph.sh down
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

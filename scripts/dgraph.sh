@@ -47,6 +47,19 @@ healthy() {
       2>/dev/null | grep -q accessJWT
 }
 
+# stop_process pid seconds: SIGTERM, and again each second (zero finishes
+# its shutdown only on a second signal), then SIGKILL after seconds.
+stop_process() {
+  local pid=$1 left=$(($2 * 10))
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null && ((left-- > 0)); do
+    if ((left % 10 == 0)); then kill -TERM "$pid" 2>/dev/null || true; fi
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
 background_running() { [[ -f "$dir/run.pid" ]] && kill -0 "$(cat "$dir/run.pid")" 2>/dev/null; }
 
 run() {
@@ -71,14 +84,16 @@ run() {
       --cache "size-mb=256" --security "whitelist=127.0.0.1" \
       --acl "secret-file=$dir/hmac; access-ttl=$ttl; refresh-ttl=$((n * 2))$unit" >>alpha.log 2>&1) &
   alpha=$!
+  # The alpha first, so that it leaves the zero cleanly.
   # shellcheck disable=SC2064 # the pids are fixed now
-  trap "kill $alpha $zero 2>/dev/null; wait $alpha $zero 2>/dev/null; exit 0" TERM INT HUP
+  trap "stop_process $alpha 20; stop_process $zero 5; exit 0" TERM INT HUP
   for _ in $(seq 1 240); do
     if healthy; then
       echo "dgraph: up — gRPC 127.0.0.1:$((9080 + offset)), HTTP http://127.0.0.1:$((8080 + offset)), guardian groot/password, data $dir"
       wait -n "$alpha" "$zero" || true
       echo "dgraph: a process exited; stopping" >&2
-      kill "$alpha" "$zero" 2>/dev/null || true
+      stop_process "$alpha" 20
+      stop_process "$zero" 5
       exit 1
     fi
     if ! kill -0 "$zero" 2>/dev/null || ! kill -0 "$alpha" 2>/dev/null; then break; fi
@@ -86,7 +101,8 @@ run() {
   done
   echo "dgraph: did not become healthy; last lines of its logs:" >&2
   tail -n 20 "$dir/zero.log" "$dir/alpha.log" >&2 || true
-  kill "$alpha" "$zero" 2>/dev/null || true
+  stop_process "$alpha" 20
+  stop_process "$zero" 5
   exit 1
 }
 
@@ -114,7 +130,7 @@ down() {
     local pid
     pid=$(cat "$dir/run.pid")
     kill "$pid"
-    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$dir/run.pid"
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/switchyard/switchyard/graph/dgraph/dgraphtest"
 	"github.com/switchyard/switchyard/runtime/app"
 	"github.com/switchyard/switchyard/runtime/config"
 )
@@ -85,6 +86,21 @@ func Start(t testing.TB, dataDir string, edit func(*config.Config)) *Relay {
 	r.stopped = new(bool)
 	t.Cleanup(r.Stop)
 	return r
+}
+
+// OnDgraph returns a configuration edit that puts the relay's graph on a
+// fresh installation of the Dgraph test cluster c.
+func OnDgraph(c *dgraphtest.Cluster) func(*config.Config) {
+	opts := c.Options(dgraphtest.Install())
+	return func(cfg *config.Config) {
+		cfg.Store.Backend = "dgraph"
+		cfg.Store.Dgraph.Addresses = opts.Addresses
+		cfg.Store.Dgraph.HTTP = opts.HTTP
+		cfg.Store.Dgraph.Password = opts.Password
+		cfg.Store.Dgraph.Install = opts.Install
+		cfg.Store.Dgraph.ConnectTimeout = opts.ConnectTimeout
+		cfg.EncryptionKey = opts.EncryptionKey
+	}
 }
 
 // Stop stops the relay (idempotent with the test's cleanup).
