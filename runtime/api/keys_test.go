@@ -121,6 +121,11 @@ func TestTenantKeyAccess(t *testing.T) {
 		{"GET", "/api/v1/tenants/globex/devices", nil, 404, "tenant_not_found", `tenant "globex" not found`},
 		{"POST", "/api/v1/tenants/globex/keys", map[string]any{"id": "mine"}, 404, "tenant_not_found", `tenant "globex" not found`},
 		{"GET", "/api/v1/tenants/ghost/devices", nil, 404, "tenant_not_found", `tenant "ghost" not found`},
+		{"POST", "/api/v1/tenants/acme/plugins", map[string]any{"id": "p1", "use": "brokers.mqtt", "runtime": "process"}, 403, "forbidden",
+			`runtime "process" needs an operator key: it runs with the host's privileges; a tenant key may declare wasm instances only`},
+		{"POST", "/api/v1/tenants/acme/plugins", map[string]any{"id": "p2", "use": "brokers.mqtt", "runtime": "builtin"}, 403, "forbidden", ""},
+		{"POST", "/api/v1/tenants/acme/plugins", map[string]any{"id": "p3", "use": "transforms.scale", "runtime": "wasm"}, 201, "", ""},
+		{"PUT", "/api/v1/tenants/acme/plugins/p3", map[string]any{"use": "transforms.scale", "runtime": "builtin"}, 403, "forbidden", ""},
 		{"GET", "/api/v1/nothing-here", nil, 404, "route_not_found", ""},
 		{"PATCH", "/api/v1/tenants/globex", map[string]any{}, 405, "method_not_allowed", ""},
 	}
@@ -145,5 +150,15 @@ func TestTenantKeyAccess(t *testing.T) {
 	}
 	if _, b := r.Do("GET", "/api/v1/tenants", nil); len(b["tenants"].([]any)) != 3 {
 		t.Errorf("tenants after refused calls: %v", b)
+	}
+	if _, b := r.Do("GET", "/api/v1/tenants/acme/plugins/p3", nil); b["runtime"] != "wasm" {
+		t.Errorf("plugin p3 after a refused update: %v", b)
+	}
+	if s, b := r.Do("GET", "/api/v1/tenants/acme/plugins/p1", nil); s != http.StatusNotFound {
+		t.Errorf("plugin p1, refused to the tenant key: %d %v", s, b)
+	}
+	// The operator may declare what runs with the host's privileges.
+	if s, b := r.Do("POST", "/api/v1/tenants/acme/plugins", map[string]any{"id": "p1", "use": "brokers.mqtt", "runtime": "process"}); s != http.StatusCreated {
+		t.Errorf("operator declares a process instance: %d %v", s, b)
 	}
 }

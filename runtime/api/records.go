@@ -88,6 +88,9 @@ func decodeRecord[T any, P recordPtr[T]](c echo.Context, s *Server, pathID strin
 	if m.Tenant != "" && m.Tenant != c.Param("tenant") {
 		return rec, fieldError("tenant", "%q does not match the tenant in the path (%q); leave it out", m.Tenant, c.Param("tenant"))
 	}
+	if err := mayDeclare(c, &rec); err != nil {
+		return rec, err
+	}
 	if pathID != "" {
 		if m.ID != "" && m.ID != pathID {
 			return rec, fieldError("id", "%q does not match the id in the path (%q); ids cannot be changed", m.ID, pathID)
@@ -95,6 +98,17 @@ func decodeRecord[T any, P recordPtr[T]](c echo.Context, s *Server, pathID strin
 		m.ID = pathID
 	}
 	return rec, nil
+}
+
+// mayDeclare refuses a tenant key a plugin instance that would run with the
+// host's privileges: only the operator declares builtin and process
+// instances; a tenant runs WASM modules, inside the sandbox.
+func mayDeclare(c echo.Context, rec any) error {
+	p, ok := rec.(*graph.PluginInstance)
+	if !ok || callerTenant(c) == "" || p.Runtime == "wasm" {
+		return nil
+	}
+	return newError(http.StatusForbidden, "forbidden", "runtime %q needs an operator key: it runs with the host's privileges; a tenant key may declare wasm instances only", p.Runtime)
 }
 
 // scopedError maps a store error of a call in the path's tenant.
