@@ -35,7 +35,7 @@ unit: dgraph-bin
 dgraph-bin:
 	./scripts/dgraph.sh bin
 
-## dgraph-up: start Dgraph zero + alpha on loopback (ACL on; gRPC 9080, HTTP 8080), data in data/dgraph
+## dgraph-up: start Dgraph zero + alpha on loopback (ACL on; gRPC 9180, HTTP 8180), data in data/dgraph
 dgraph-up:
 	./scripts/dgraph.sh up
 

@@ -12,8 +12,10 @@
 # Environment:
 #   DGRAPH_BIN          the server binary (default: the cache path below)
 #   DGRAPH_DIR          data, logs and pid file (default: data/dgraph)
-#   DGRAPH_PORT_OFFSET  added to every port (default 0: zero 5080/6080,
-#                       alpha 7080, HTTP 8080, gRPC 9080)
+#   DGRAPH_PORT_OFFSET  added to Dgraph's usual ports (default 100: zero 5180/6180,
+#                       alpha 7180, HTTP 8180, gRPC 9180 — off 8080, where the
+#                       relay's gateway listens; plugins.yaml's store.dgraph
+#                       defaults point here)
 #   DGRAPH_ACL_TTL      access token lifetime in s, m or h (default 6h);
 #                       refresh tokens live twice as long
 #
@@ -26,7 +28,7 @@ version=v25.1.0
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/dgraph-$version"
 bin="${DGRAPH_BIN:-$cache/dgraph}"
 dir="${DGRAPH_DIR:-$root/data/dgraph}"
-offset="${DGRAPH_PORT_OFFSET:-0}"
+offset="${DGRAPH_PORT_OFFSET:-100}"
 ttl="${DGRAPH_ACL_TTL:-6h}"
 health="http://127.0.0.1:$((8080 + offset))/health"
 

@@ -260,8 +260,10 @@ func Default() Config {
 			Backend:  "embedded",
 			Embedded: EmbeddedStore{Path: "data/switchyard.db"},
 			Dgraph: DgraphStore{
-				Addresses:      []string{"127.0.0.1:9080"},
-				HTTP:           "http://127.0.0.1:8080",
+				// The cluster make dgraph-up starts (Dgraph's ports + 100,
+				// off the gateway's 8080).
+				Addresses:      []string{"127.0.0.1:9180"},
+				HTTP:           "http://127.0.0.1:8180",
 				User:           "groot",
 				Install:        "switchyard",
 				ConnectTimeout: 10 * time.Second,
