@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/runtime/apptest"
 	"github.com/switchyard/switchyard/runtime/config"
@@ -314,5 +315,38 @@ func (m *matrixRun) checkDevice(t *testing.T) {
 	}
 	if f := d.ReadUntil("message"); f["payload"].(map[string]any)["text"] != "for A" {
 		t.Errorf("A's device got %v, want the message for A", f)
+	}
+}
+
+// Two tenants run the same collector instance id on the same subjects and
+// route it to devices with the same labels: each device receives its own
+// tenant's readings only (tenant A's sensor reads 0-1, B's 1000-2000).
+func TestCollectorsStayInTheirTenant(t *testing.T) {
+	module := filepath.Join(apptest.Plugins(t), "collectors.synthetic.wasm")
+	ranges := map[string][2]float64{tenantA: {0, 1}, tenantB: {1000, 2000}}
+	r := apptest.Start(t, "", func(c *config.Config) {
+		for _, tenant := range []string{tenantA, tenantB} {
+			c.Plugins = append(c.Plugins, config.Plugin{ID: "sensors", Tenant: tenant, Use: "collectors.synthetic", Runtime: "wasm",
+				Module: module, Interval: 50 * time.Millisecond, Config: map[string]any{
+					"subject_prefix": "home",
+					"sensors": []any{map[string]any{"name": "temp", "kind": "ramp",
+						"min": ranges[tenant][0], "max": ranges[tenant][1], "period": "1m"}},
+				}})
+			c.Junctions = append(c.Junctions, config.Junction{ID: "temps", Tenant: tenant, Source: "home.>",
+				Targets: []config.Target{{Selector: map[string]string{"room": "kitchen"}}}})
+		}
+	})
+	panels := map[string]*apptest.Device{}
+	for _, tenant := range []string{tenantA, tenantB} {
+		panels[tenant] = r.Connect(r.CreateDevice(tenant, "panel", map[string]string{"room": "kitchen"}))
+	}
+	for tenant, d := range panels {
+		for range 10 {
+			m := d.ReadUntil("message")
+			v, _ := m["payload"].(map[string]any)["value"].(float64)
+			if v < ranges[tenant][0] || v > ranges[tenant][1] {
+				t.Fatalf("the panel of %s got %v, outside its tenant's range %v: another tenant's reading", tenant, m, ranges[tenant])
+			}
+		}
 	}
 }
