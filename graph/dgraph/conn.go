@@ -112,8 +112,13 @@ func unauthenticated(err error) bool {
 	if st, ok := status.FromError(err); ok && st.Code() == codes.Unauthenticated {
 		return true
 	}
-	// dgo's own refresh reports a missing refresh token in plain text.
-	return strings.Contains(err.Error(), "refresh jwt")
+	// dgo renews an expired access token with the refresh token inside the
+	// call and returns that login's error when it fails: in plain text for
+	// a missing refresh token, and as Dgraph's answer to every failed login
+	// (code Unknown, "invalid username or password") when the refresh token
+	// has expired too. Logging in with the password is the way out of both.
+	msg := err.Error()
+	return strings.Contains(msg, "refresh jwt") || strings.Contains(msg, "invalid username or password")
 }
 
 // unavailable reports whether err means the cluster cannot be reached (as

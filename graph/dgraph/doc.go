@@ -20,4 +20,11 @@
 // (device.last_seen, device.firmware) apart, so that the batched last-seen
 // writes never rewrite a record and an update cannot roll them back. Each call is one request committed at once;
 // a transaction aborted by a concurrent write is retried.
+//
+// Sessions outlive their tokens: dgo renews an expired access token with
+// the refresh token, and a session whose refresh token has expired too logs
+// in again with its password. While the cluster cannot be reached, calls
+// fail at once with an error that wraps graph.ErrUnavailable (they do not
+// wait for it), and the same Store works again within seconds of the
+// cluster's return: gRPC reconnects with a backoff capped at two seconds.
 package dgraph

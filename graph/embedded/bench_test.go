@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard/switchyard/graph"
 	"github.com/switchyard/switchyard/graph/embedded"
+	"github.com/switchyard/switchyard/graph/storetest"
 )
 
 // BenchmarkCreate measures single-device creates with fsync on, one writer
@@ -62,42 +63,15 @@ func BenchmarkCreate(b *testing.B) {
 	}
 }
 
-// BenchmarkRecordSeen measures one RecordSeen call of 1000 updates over
-// 1000 devices, with fsync on.
-func BenchmarkRecordSeen(b *testing.B) {
-	const n = 1000
-	s, err := embedded.Open(filepath.Join(b.TempDir(), "bench.db"), embedded.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Close() })
-	ctx := b.Context()
-	if _, err := s.CreateTenant(ctx, graph.Tenant{ID: "bench"}); err != nil {
-		b.Fatal(err)
-	}
-	batch := make([]graph.Seen, n)
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			for i := w; i < n; i += 8 {
-				id := fmt.Sprintf("d%04d", i)
-				if _, err := s.Tenant("bench").Devices().Create(ctx, device(id)); err != nil {
-					b.Error(err)
-				}
-				batch[i] = graph.Seen{Tenant: "bench", Device: id, Firmware: "1.0.0"}
-			}
-		})
-	}
-	wg.Wait()
-	start := time.Now()
-	for b.Loop() {
-		at := time.Now()
-		for i := range batch {
-			batch[i].At = at
-		}
-		if err := s.RecordSeen(ctx, batch); err != nil {
+// BenchmarkStore runs the benchmarks every backend shares (catalog load,
+// get, junction list, RecordSeen batches; see storetest.Bench), with fsync
+// on. graph/dgraph runs the same ones.
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) graph.Store {
+		s, err := embedded.Open(filepath.Join(b.TempDir(), "bench.db"), embedded.Options{})
+		if err != nil {
 			b.Fatal(err)
 		}
-	}
-	b.ReportMetric(float64(b.N*n)/time.Since(start).Seconds(), "updates/s")
+		return s
+	})
 }

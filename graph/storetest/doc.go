@@ -6,6 +6,9 @@
 // the ErrNotFound / ErrConflict / *graph.InvalidError contract, tenant
 // isolation, RecordSeen, settings, copies, concurrency, restart and Close —
 // so the embedded (bbolt) and Dgraph backends are held to the same promises.
+// Bench is the matching set of benchmarks (catalog load, get, list,
+// RecordSeen batches), so that the backends' figures compare.
+//
 // It must never look at a backend's internals (files, buckets, namespaces)
 // and never import a backend.
 package storetest

@@ -288,6 +288,7 @@ func (c *Cluster) Open(tb testing.TB) *dgraph.Store {
 	if err != nil {
 		tb.Fatalf("dgraphtest: open: %v", err)
 	}
+	tb.Cleanup(func() { _ = s.Close() }) // a second Close is a no-op
 	return s
 }
 
