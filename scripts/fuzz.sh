@@ -15,7 +15,7 @@ count=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-corpus() { ls "$1" 2>/dev/null | sort; }
+corpus() { { ls -1 "$1" 2>/dev/null || true; } | sort; }
 
 fuzz_one() {
   local module=$1 pkg=$2 target=$3 dir before
