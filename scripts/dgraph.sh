@@ -18,6 +18,10 @@
 #                       defaults point here)
 #   DGRAPH_ACL_TTL      access token lifetime in s, m or h (default 6h);
 #                       refresh tokens live twice as long
+#   DGRAPH_TLS          "" (plain), "on" (the alpha serves gRPC and HTTP over TLS) or
+#                       "mutual" (and requires a client certificate). The CA, the
+#                       alpha's certificate and a client certificate (client.switchyard.*)
+#                       are made by `dgraph cert` into DGRAPH_DIR/tls on first use.
 #
 # The guardian is groot with Dgraph's initial password "password": this
 # cluster is for development on loopback only. The pinned version lives in
@@ -30,7 +34,14 @@ bin="${DGRAPH_BIN:-$cache/dgraph}"
 dir="${DGRAPH_DIR:-$root/data/dgraph}"
 offset="${DGRAPH_PORT_OFFSET:-100}"
 ttl="${DGRAPH_ACL_TTL:-6h}"
-health="http://127.0.0.1:$((8080 + offset))/health"
+tls="${DGRAPH_TLS:-}"
+scheme=http
+curl_tls=()
+if [[ -n "$tls" ]]; then
+  scheme=https
+  curl_tls=(--cacert "$dir/tls/ca.crt" --cert "$dir/tls/client.switchyard.crt" --key "$dir/tls/client.switchyard.key")
+fi
+http="$scheme://127.0.0.1:$((8080 + offset))"
 
 build() {
   if [[ -x "$bin" ]]; then return; fi
@@ -43,8 +54,8 @@ build() {
 # healthy: the alpha answers /health and the guardian can log in (the ACL
 # bootstrap creates groot a moment after /health first answers).
 healthy() {
-  curl -fsS "$health" 2>/dev/null | grep -q '"status":"healthy"' &&
-    curl -fsS "http://127.0.0.1:$((8080 + offset))/admin" -H 'Content-Type: application/json' \
+  curl -fsS "${curl_tls[@]}" "$http/health" 2>/dev/null | grep -q '"status":"healthy"' &&
+    curl -fsS "${curl_tls[@]}" "$http/admin" -H 'Content-Type: application/json' \
       -d '{"query":"mutation { login(userId: \"groot\", password: \"password\", namespace: 0) { response { accessJWT } } }"}' \
       2>/dev/null | grep -q accessJWT
 }
@@ -77,21 +88,34 @@ run() {
     head -c 48 /dev/urandom | base64 | tr -d '\n/+=' | head -c 40 >"$dir/hmac"
     chmod 600 "$dir/hmac"
   fi
-  local n=${ttl%[smh]} unit=${ttl: -1} zero alpha
+  local n=${ttl%[smh]} unit=${ttl: -1} zero alpha tls_flags=()
+  case "$tls" in
+    "") ;;
+    on | mutual)
+      if [[ ! -f "$dir/tls/node.crt" ]]; then
+        "$bin" cert --dir "$dir/tls" -n 127.0.0.1,localhost >/dev/null 2>&1
+        "$bin" cert --dir "$dir/tls" -c switchyard >/dev/null 2>&1
+      fi
+      local auth=VERIFYIFGIVEN
+      [[ "$tls" == mutual ]] && auth=REQUIREANDVERIFY
+      tls_flags=(--tls "ca-cert=$dir/tls/ca.crt; server-cert=$dir/tls/node.crt; server-key=$dir/tls/node.key; client-auth-type=$auth; internal-port=false; use-system-ca=false")
+      ;;
+    *) echo "dgraph: DGRAPH_TLS=$tls: want on, mutual or nothing" >&2; exit 2 ;;
+  esac
   (cd "$dir" && exec "$bin" zero --my="127.0.0.1:$((5080 + offset))" --port_offset "$offset" \
       --wal zw --bindall=false >>zero.log 2>&1) &
   zero=$!
   (cd "$dir" && exec "$bin" alpha --my="127.0.0.1:$((7080 + offset))" --port_offset "$offset" \
       --zero="127.0.0.1:$((5080 + offset))" --postings p --wal w --tmp t --bindall=false \
       --cache "size-mb=256" --security "whitelist=127.0.0.1" \
-      --acl "secret-file=$dir/hmac; access-ttl=$ttl; refresh-ttl=$((n * 2))$unit" >>alpha.log 2>&1) &
+      --acl "secret-file=$dir/hmac; access-ttl=$ttl; refresh-ttl=$((n * 2))$unit" "${tls_flags[@]}" >>alpha.log 2>&1) &
   alpha=$!
   # The alpha first, so that it leaves the zero cleanly.
   # shellcheck disable=SC2064 # the pids are fixed now
   trap "stop_process $alpha 20; stop_process $zero 5; exit 0" TERM INT HUP
   for _ in $(seq 1 240); do
     if healthy; then
-      echo "dgraph: up — gRPC 127.0.0.1:$((9080 + offset)), HTTP http://127.0.0.1:$((8080 + offset)), guardian groot/password, data $dir"
+      echo "dgraph: up — gRPC 127.0.0.1:$((9080 + offset)), HTTP $http, guardian groot/password, data $dir${tls:+, TLS $tls (certificates in $dir/tls)}"
       wait -n "$alpha" "$zero" || true
       echo "dgraph: a process exited; stopping" >&2
       stop_process "$alpha" 20

@@ -168,8 +168,12 @@ func (s *Store) start(ctx context.Context) error {
 	galaxy, err := newSession(cctx, s.clients, s.opts.User, s.opts.Password, 0)
 	switch {
 	case err != nil && unavailable(cctx, err), err != nil && cctx.Err() != nil:
-		return fmt.Errorf("dgraph: cannot reach the cluster at %s within %s: %w: %v",
-			strings.Join(s.opts.Addresses, ", "), s.opts.ConnectTimeout, graph.ErrUnavailable, err)
+		how := "plain gRPC (no TLS)"
+		if s.opts.TLS != nil {
+			how = "TLS: check store.dgraph.tls, the cluster may want a client certificate"
+		}
+		return fmt.Errorf("dgraph: cannot reach the cluster at %s within %s (%s): %w: %v",
+			strings.Join(s.opts.Addresses, ", "), s.opts.ConnectTimeout, how, graph.ErrUnavailable, err)
 	case err != nil:
 		return fmt.Errorf("dgraph: the cluster at %s refused the guardian %q: %v (check store.dgraph.user and store.dgraph.password)",
 			strings.Join(s.opts.Addresses, ", "), s.opts.User, err)

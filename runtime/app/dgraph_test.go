@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/graph/dgraph/dgraphtest"
+	"github.com/switchyard/switchyard/runtime/app"
 	"github.com/switchyard/switchyard/runtime/apptest"
 	"github.com/switchyard/switchyard/runtime/config"
 )
@@ -109,4 +111,36 @@ func after(t *testing.T, m map[string]any, when time.Time) bool {
 		t.Fatalf("message time %v: %v", m["time"], err)
 	}
 	return at.After(when)
+}
+
+// The relay reaches a Dgraph that requires mutual TLS with the files of
+// store.dgraph.tls, for gRPC and for the HTTP endpoint where tenant
+// namespaces are made; without the client certificate it does not start.
+func TestDgraphOverMutualTLS(t *testing.T) {
+	cluster := dgraphtest.Start(t, dgraphtest.Config{TLS: "mutual"})
+	onDgraph, dir := apptest.OnDgraph(cluster), cluster.TLSDir()
+	withTLS := func(c *config.Config) {
+		onDgraph(c)
+		c.Store.Dgraph.TLS = config.ClientTLS{CAFile: filepath.Join(dir, "ca.crt"),
+			CertFile: filepath.Join(dir, "client.switchyard.crt"), KeyFile: filepath.Join(dir, "client.switchyard.key")}
+	}
+	r := apptest.Start(t, "", withTLS)
+	if status, body := r.Do("POST", "/api/v1/tenants", map[string]any{"id": "acme"}); status != http.StatusCreated {
+		t.Fatalf("create a tenant over TLS: %d %v", status, body)
+	}
+	if status, body := r.Do("POST", "/api/v1/tenants/acme/devices", map[string]any{"id": "panel"}); status != http.StatusCreated {
+		t.Fatalf("create a device in the tenant's namespace over TLS: %d %v", status, body)
+	}
+	r.Stop()
+
+	cfg := config.Default()
+	cfg.Gateway.Listen, cfg.API.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	withTLS(&cfg)
+	cfg.Store.Dgraph.TLS.CertFile, cfg.Store.Dgraph.TLS.KeyFile = "", ""
+	cfg.Store.Dgraph.ConnectTimeout = 3 * time.Second
+	_, err := app.Start(t.Context(), &cfg, app.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the cluster at "+cluster.GRPC) || !strings.Contains(err.Error(), "store.dgraph.tls") {
+		t.Fatalf("start without the client certificate: %v; want it to say the cluster cannot be reached", err)
+	}
+	t.Logf("without the client certificate: %v", err)
 }

@@ -41,6 +41,7 @@ type Cluster struct {
 
 	offset int
 	ttl    string
+	tls    string
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	waited chan struct{}
@@ -52,6 +53,9 @@ type Config struct {
 	// TokenTTL is the lifetime of access tokens ("6h" unless set); refresh
 	// tokens live twice as long. Short values exercise re-login.
 	TokenTTL string
+	// TLS is "" (plain), "on" or "mutual" (see DGRAPH_TLS in
+	// scripts/dgraph.sh); the certificates are in TLSDir.
+	TLS string
 }
 
 func root() string {
@@ -139,9 +143,13 @@ func start(tb testing.TB, dir string, cfg Config) *Cluster {
 	if cfg.TokenTTL == "" {
 		cfg.TokenTTL = "6h"
 	}
-	c := &Cluster{Dir: dir, offset: freeOffset(tb), ttl: cfg.TokenTTL}
+	c := &Cluster{Dir: dir, offset: freeOffset(tb), ttl: cfg.TokenTTL, tls: cfg.TLS}
+	scheme := "http"
+	if cfg.TLS != "" {
+		scheme = "https"
+	}
 	c.GRPC = fmt.Sprintf("127.0.0.1:%d", 9080+c.offset)
-	c.HTTP = fmt.Sprintf("http://127.0.0.1:%d", 8080+c.offset)
+	c.HTTP = fmt.Sprintf("%s://127.0.0.1:%d", scheme, 8080+c.offset)
 	c.Start(tb)
 	return c
 }
@@ -187,7 +195,7 @@ func (c *Cluster) Start(tb testing.TB) {
 	}
 	cmd := exec.Command(filepath.Join(root(), "scripts", "dgraph.sh"), "run")
 	cmd.Env = append(os.Environ(), "DGRAPH_BIN="+bin, "DGRAPH_DIR="+c.Dir,
-		fmt.Sprintf("DGRAPH_PORT_OFFSET=%d", c.offset), "DGRAPH_ACL_TTL="+c.ttl)
+		fmt.Sprintf("DGRAPH_PORT_OFFSET=%d", c.offset), "DGRAPH_ACL_TTL="+c.ttl, "DGRAPH_TLS="+c.tls)
 	// The script stops zero and alpha when it gets SIGTERM, which the
 	// kernel sends if this test process dies first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -230,6 +238,10 @@ func (c *Cluster) Start(tb testing.TB) {
 	}
 	c.cmd, c.waited, c.log = cmd, waited, log
 }
+
+// TLSDir holds the certificates of a cluster started with TLS: ca.crt, and
+// client.switchyard.crt with its key.
+func (c *Cluster) TLSDir() string { return filepath.Join(c.Dir, "tls") }
 
 // Stop stops zero and alpha; the data stays for a later Start.
 func (c *Cluster) Stop() {
