@@ -62,6 +62,8 @@ type Server struct {
 	access map[string]access
 	// keyWrites keeps the key table in step with the store (see keyWrite).
 	keyWrites sync.Mutex
+	// deviceWrites keeps the device catalog in step with the store.
+	deviceWrites deviceLocks
 }
 
 // Route is one route of the API: its method and path template, in echo's

@@ -77,6 +77,22 @@ type devicePatch struct {
 	Revoked *bool              `json:"revoked"`
 }
 
+// apply sets the fields present in the patch.
+func (b devicePatch) apply(d *graph.Device) {
+	if b.Name != nil {
+		d.Name = *b.Name
+	}
+	if b.Model != nil {
+		d.Model = *b.Model
+	}
+	if b.Labels != nil {
+		d.Labels = *b.Labels
+	}
+	if b.Revoked != nil {
+		d.Revoked = *b.Revoked
+	}
+}
+
 type messageBody struct {
 	Subject string          `json:"subject"`
 	Payload json.RawMessage `json:"payload"`
@@ -108,13 +124,20 @@ func (s *Server) createDevice(c echo.Context) error {
 		return err
 	}
 	secret, hash := token.New(token.DevicePrefix)
-	d, err := s.devices(c).Create(c.Request().Context(), graph.Device{
-		Meta: graph.Meta{ID: b.ID}, Name: b.Name, Model: b.Model, Labels: b.Labels, TokenHash: hash[:],
+	var d graph.Device
+	err := s.deviceWrites.device(c.Param("tenant"), b.ID, func() (err error) {
+		d, err = s.devices(c).Create(c.Request().Context(), graph.Device{
+			Meta: graph.Meta{ID: b.ID}, Name: b.Name, Model: b.Model, Labels: b.Labels, TokenHash: hash[:],
+		})
+		if err != nil {
+			return scopedError(c, "device", b.ID, err)
+		}
+		s.Catalog.Put(d)
+		return nil
 	})
 	if err != nil {
-		return scopedError(c, "device", b.ID, err)
+		return err
 	}
-	s.Catalog.Put(d)
 	return c.JSON(http.StatusCreated, map[string]any{"device": view(d, nil), "token": secret})
 }
 
@@ -133,28 +156,24 @@ func (s *Server) patchDevice(c echo.Context) error {
 	if err := decodeBody(c.Request(), int64(s.Config.MaxBodySize), &b); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	d, err := s.devices(c).Get(ctx, c.Param("id"))
+	var d graph.Device
+	var wasRevoked bool
+	err := s.deviceWrites.device(c.Param("tenant"), c.Param("id"), func() (err error) {
+		ctx := c.Request().Context()
+		if d, err = s.devices(c).Get(ctx, c.Param("id")); err != nil {
+			return scopedError(c, "device", c.Param("id"), err)
+		}
+		wasRevoked = d.Revoked
+		b.apply(&d)
+		if d, err = s.devices(c).Update(ctx, d); err != nil {
+			return scopedError(c, "device", d.ID, err)
+		}
+		s.Catalog.Put(d)
+		return nil
+	})
 	if err != nil {
-		return scopedError(c, "device", c.Param("id"), err)
+		return err
 	}
-	wasRevoked := d.Revoked
-	if b.Name != nil {
-		d.Name = *b.Name
-	}
-	if b.Model != nil {
-		d.Model = *b.Model
-	}
-	if b.Labels != nil {
-		d.Labels = *b.Labels
-	}
-	if b.Revoked != nil {
-		d.Revoked = *b.Revoked
-	}
-	if d, err = s.devices(c).Update(ctx, d); err != nil {
-		return scopedError(c, "device", d.ID, err)
-	}
-	s.Catalog.Put(d)
 	if d.Revoked && !wasRevoked {
 		s.Gateway.Disconnect(d.Tenant, d.ID, gateway.CloseRevoked, "device revoked")
 		s.log.Info("device revoked", "tenant", d.Tenant, "device", d.ID)
@@ -164,10 +183,16 @@ func (s *Server) patchDevice(c echo.Context) error {
 
 func (s *Server) deleteDevice(c echo.Context) error {
 	tenant, id := c.Param("tenant"), c.Param("id")
-	if err := s.devices(c).Delete(c.Request().Context(), id); err != nil {
-		return scopedError(c, "device", id, err)
+	err := s.deviceWrites.device(tenant, id, func() error {
+		if err := s.devices(c).Delete(c.Request().Context(), id); err != nil {
+			return scopedError(c, "device", id, err)
+		}
+		s.Catalog.Remove(tenant, id)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	s.Catalog.Remove(tenant, id)
 	s.Gateway.Disconnect(tenant, id, gateway.CloseRevoked, "device deleted")
 	return c.NoContent(http.StatusNoContent)
 }
@@ -175,17 +200,23 @@ func (s *Server) deleteDevice(c echo.Context) error {
 // rotateToken replaces a device's token; a session on the old token is
 // closed, and the new token is returned once.
 func (s *Server) rotateToken(c echo.Context) error {
-	ctx := c.Request().Context()
-	d, err := s.devices(c).Get(ctx, c.Param("id"))
-	if err != nil {
-		return scopedError(c, "device", c.Param("id"), err)
-	}
 	secret, hash := token.New(token.DevicePrefix)
-	d.TokenHash = hash[:]
-	if d, err = s.devices(c).Update(ctx, d); err != nil {
-		return scopedError(c, "device", d.ID, err)
+	var d graph.Device
+	err := s.deviceWrites.device(c.Param("tenant"), c.Param("id"), func() (err error) {
+		ctx := c.Request().Context()
+		if d, err = s.devices(c).Get(ctx, c.Param("id")); err != nil {
+			return scopedError(c, "device", c.Param("id"), err)
+		}
+		d.TokenHash = hash[:]
+		if d, err = s.devices(c).Update(ctx, d); err != nil {
+			return scopedError(c, "device", d.ID, err)
+		}
+		s.Catalog.Put(d)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	s.Catalog.Put(d)
 	s.Gateway.Disconnect(d.Tenant, d.ID, gateway.CloseRevoked, "token rotated")
 	return c.JSON(http.StatusOK, map[string]any{"device": view(d, nil), "token": secret})
 }

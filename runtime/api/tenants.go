@@ -69,17 +69,21 @@ func (s *Server) deleteTenant(c echo.Context) error {
 	if id == graph.DefaultTenant {
 		return newError(http.StatusConflict, "tenant_protected", "the %q tenant cannot be deleted", id)
 	}
-	err := s.keyWrite(func() error {
-		if err := s.Store.DeleteTenant(c.Request().Context(), id); err != nil {
-			return storeError("tenant", id, err)
-		}
-		s.Keys.RemoveTenant(id)
-		return nil
+	// Every device stripe too: a device written meanwhile would otherwise
+	// reach the catalog after its tenant left it.
+	err := s.deviceWrites.all(func() error {
+		return s.keyWrite(func() error {
+			if err := s.Store.DeleteTenant(c.Request().Context(), id); err != nil {
+				return storeError("tenant", id, err)
+			}
+			s.Keys.RemoveTenant(id)
+			s.Catalog.RemoveTenant(id)
+			return nil
+		})
 	})
 	if err != nil {
 		return err
 	}
-	s.Catalog.RemoveTenant(id)
 	s.Router.Set(id, nil)
 	for _, sess := range s.Gateway.Sessions(id) {
 		s.Gateway.Disconnect(id, sess.Device, gateway.CloseRevoked, "tenant deleted")

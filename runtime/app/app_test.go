@@ -3,6 +3,7 @@ package app_test
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,4 +286,47 @@ func TestDeclaredDevices(t *testing.T) {
 		t.Fatalf("after a restart with new labels: %v", b)
 	}
 	r2.Connect(tok) // the token of the first start still works
+}
+
+// Concurrent rotations of one device leave the catalog holding the token the
+// store holds: the one token that connects now still connects after a
+// restart (which loads the catalog from the store), and no other does.
+func TestConcurrentRotationsKeepCatalogAndStore(t *testing.T) {
+	dir := t.TempDir()
+	r := apptest.Start(t, dir, nil)
+	tokens := []string{r.CreateDevice("default", "busy", nil)}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 4 {
+				status, body := r.Do("POST", "/api/v1/tenants/default/devices/busy/token", nil)
+				if status != http.StatusOK {
+					t.Errorf("rotate: %d %v", status, body)
+					return
+				}
+				mu.Lock()
+				tokens = append(tokens, body["token"].(string))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	working := func(r *apptest.Relay) []string {
+		var out []string
+		for _, tok := range tokens {
+			if c, _, err := r.Dial(tok); err == nil {
+				c.Close()
+				out = append(out, tok)
+			}
+		}
+		return out
+	}
+	before := working(r)
+	r.Stop()
+	after := working(apptest.Start(t, dir, nil))
+	if len(before) != 1 || len(after) != 1 || before[0] != after[0] {
+		t.Fatalf("of %d tokens, %d connected before the restart and %d after (the same one: %v); want exactly one, the same",
+			len(tokens), len(before), len(after), len(before) == 1 && len(after) == 1 && before[0] == after[0])
+	}
 }
