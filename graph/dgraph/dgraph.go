@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/switchyard/switchyard/graph"
 )
@@ -140,7 +141,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 }
 
 func (s *Store) dial() error {
-	creds := grpc.WithInsecure()
+	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
 	if s.opts.TLS != nil {
 		creds = grpc.WithTransportCredentials(credentials.NewTLS(s.opts.TLS))
 	}
