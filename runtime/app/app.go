@@ -119,7 +119,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	a.seen = lastseen.New(store, cfg.Gateway.LastSeenFlush, o.Logger, reg)
 	cleanup = append(cleanup, func() { a.seen.Close(context.Background()) })
 
-	router := junction.New(junction.Options{Stages: plugins, Logger: o.Logger, Registry: reg})
+	router := junction.New(junction.Options{Stages: plugins, Brokers: plugins, Logger: o.Logger, Registry: reg})
 	gw, err := gateway.New(gateway.Options{
 		Config:     cfg.Gateway,
 		Auth:       devices,

@@ -151,7 +151,7 @@ func TestLoadGood(t *testing.T) {
 	want.Plugins = []Plugin{
 		{ID: "ha-bridge", Tenant: "default", Use: "collectors.mqtt", Runtime: "builtin", Config: map[string]any{
 			"broker": "tcp://127.0.0.1:1883", "topics": []any{"sensors/#"}, "qos": 1, "200": "ok",
-		}, Interval: time.Second},
+		}},
 		// Module paths are relative to the file: testdata/good.yaml names plugins/scale.wasm.
 		{ID: "to-celsius", Tenant: "default", Use: "transforms.scale", Runtime: "wasm", Module: "testdata/plugins/scale.wasm",
 			Config: map[string]any{"factor": 0.5556, "offset": -17.78}},
@@ -178,7 +178,6 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/unknown_keys.yaml:3: log.colour: unknown key (expected one of: level, format)`,
 			`testdata/unknown_keys.yaml:4: gatway: unknown key (expected one of: gateway, api, store, log, wasm, tenants, devices, plugins, junctions)`,
 			`testdata/unknown_keys.yaml:8: store.embedded.paht: unknown key (expected one of: path)`,
-			`testdata/unknown_keys.yaml:10: plugins[0].interval: is required for a collector: how often it is called, e.g. 1s`,
 			`testdata/unknown_keys.yaml:13: plugins[0].bogus: unknown key (expected one of: id, tenant, use, runtime, module, config, interval, limits)`,
 			`testdata/unknown_keys.yaml:22: junctions[0].targets[0].colour: unknown key (expected one of: device, selector, broker)`,
 			`testdata/unknown_keys.yaml:23: gateway.listen: unknown key (write nested keys as indented YAML sections, not as dotted names)`,
@@ -194,7 +193,6 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/wrong_types.yaml:10: api.max_body_size: a size must not be negative, got number -5`,
 			`testdata/wrong_types.yaml:11: api.operator_key: expected a string, got a number (put it in quotes if it is meant as text)`,
 			`testdata/wrong_types.yaml:12: log: expected a mapping with the keys level, format, got string "verbose"`,
-			`testdata/wrong_types.yaml:14: plugins[0].interval: is required for a collector: how often it is called, e.g. 1s`,
 			`testdata/wrong_types.yaml:17: plugins[0].config: expected a mapping of names to values, got a list`,
 			`testdata/wrong_types.yaml:18: plugins[1]: expected a mapping with the keys id, tenant, use, runtime, module, config, interval, limits, got string "just a string"`,
 			`testdata/wrong_types.yaml:19: junctions: expected a list, got a mapping`,
@@ -219,8 +217,6 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/bad_values.yaml:22: log.format: "xml" must be text or json`,
 		}},
 		{"bad_records.yaml", []string{
-			`testdata/bad_records.yaml:2: plugins[0].interval: is required for a collector: how often it is called, e.g. 1s`,
-			`testdata/bad_records.yaml:5: plugins[1].interval: is required for a collector: how often it is called, e.g. 1s`,
 			`testdata/bad_records.yaml:5: plugins[1].id: "mqtt" is already declared in tenant "default" by plugins[0]`,
 			`testdata/bad_records.yaml:8: plugins[2].id: "Upper" must be 1-63 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit`,
 			`testdata/bad_records.yaml:8: plugins[2].module: is required for runtime wasm`,

@@ -173,7 +173,8 @@ type Plugin struct {
 	Runtime string         `koanf:"runtime"`
 	Module  string         `koanf:"module"`
 	Config  map[string]any `koanf:"config"`
-	// Interval is how often a collector is called (collectors only).
+	// Interval is how often a wasm collector is called (wasm collectors
+	// only: built-in and process collectors run on their own).
 	Interval time.Duration `koanf:"interval"`
 	// Limits bound each WASM instance; zero fields take the host's defaults.
 	Limits PluginLimits `koanf:"limits"`

@@ -351,10 +351,12 @@ func (v *validation) plugins(plugins []Plugin) map[tenantID]declaredPlugin {
 			}
 		}
 		switch kind, _, _ := strings.Cut(p.Use, "."); {
-		case kind == "collectors" && p.Interval <= 0:
-			v.add(path+".interval", "is required for a collector: how often it is called, e.g. 1s")
 		case kind != "collectors" && p.Interval != 0:
 			v.add(path+".interval", "applies to collectors only")
+		case p.Runtime != "wasm" && p.Interval != 0:
+			v.add(path+".interval", "applies to wasm collectors, which the host calls; a %s collector runs on its own (set its pace in config)", p.Runtime)
+		case p.Runtime == "wasm" && kind == "collectors" && p.Interval <= 0:
+			v.add(path+".interval", "is required for a wasm collector: how often it is called, e.g. 1s")
 		}
 		if p.Limits.Memory < 0 || (p.Limits.Memory > 0 && (p.Limits.Memory < 64<<10 || p.Limits.Memory > 4<<30)) {
 			v.add(path+".limits.memory", "must be between 64KiB and 4GiB")

@@ -127,13 +127,16 @@ func TestValidate(t *testing.T) {
 				{ID: "quiet", Use: "collectors.synthetic", Runtime: "wasm", Module: "s.wasm"},
 				{ID: "scale", Use: "transforms.scale", Runtime: "wasm", Module: "t.wasm", Interval: time.Second,
 					Limits: PluginLimits{Memory: 1024, CallTimeout: -1, PoolSize: 1000}},
+				{ID: "mqtt", Use: "collectors.mqtt", Runtime: "builtin"},
+				{ID: "http", Use: "collectors.http", Runtime: "builtin", Interval: time.Second},
 			}
 		}, []string{
-			`plugins[1].interval: is required for a collector: how often it is called, e.g. 1s`,
+			`plugins[1].interval: is required for a wasm collector: how often it is called, e.g. 1s`,
 			`plugins[2].interval: applies to collectors only`,
 			`plugins[2].limits.memory: must be between 64KiB and 4GiB`,
 			`plugins[2].limits.call_timeout: must be positive`,
 			`plugins[2].limits.pool_size: must be between 1 and 256`,
+			`plugins[4].interval: applies to wasm collectors, which the host calls; a builtin collector runs on its own (set its pace in config)`,
 		}},
 		{"junction collector and throttle", func(c *Config) {
 			c.Plugins = []Plugin{

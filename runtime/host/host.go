@@ -1,8 +1,11 @@
-// Package host runs the plugin instances a configuration declares: it loads
-// each WASM module (compiled once per sha256 by runtime/host/wasm), makes
-// the instance with its limits, calls collectors on their interval and hands
-// what they emit to the router, and serves transforms to junctions as
-// stages. It reports every instance's state for the API.
+// Package host runs the plugin instances a configuration declares: WASM
+// modules (compiled once per sha256 by runtime/host/wasm, each instance with
+// its limits) and built-in plugins (runtime/host/builtin). It calls WASM
+// collectors on their interval and runs built-in ones for as long as the
+// set runs (restarting one that fails, with backoff), hands what they emit
+// to the router, serves transforms to junctions as stages and brokers as
+// targets (queued and batched, see runningBroker). It reports every
+// instance's state for the API.
 //
 // It never touches the graph store or the gateway; instances of one tenant
 // are only ever given that tenant's messages (the router asks by tenant).
@@ -26,11 +29,16 @@ import (
 
 	"github.com/switchyard/switchyard/graph"
 	"github.com/switchyard/switchyard/runtime/config"
+	"github.com/switchyard/switchyard/runtime/host/builtin"
 	"github.com/switchyard/switchyard/runtime/host/wasm"
 	"github.com/switchyard/switchyard/runtime/junction"
+	"github.com/switchyard/switchyard/sdk/plugin"
 )
 
-var _ junction.Stages = (*Set)(nil)
+var (
+	_ junction.Stages  = (*Set)(nil)
+	_ junction.Brokers = (*Set)(nil)
+)
 
 // Info is an instance as the API lists it.
 type Info struct {
@@ -50,11 +58,19 @@ type Info struct {
 
 type key struct{ tenant, id string }
 
+// instance is one loaded instance: exactly one of wasm and native is set;
+// broker feeds a native broker.
 type instance struct {
 	decl   config.Plugin
 	tenant string
 	sha    string
 	wasm   *wasm.Instance
+	native *builtin.Instance
+	broker *runningBroker
+}
+
+func (in *instance) attrs() []any {
+	return []any{"tenant", in.tenant, "plugin", in.decl.Use, "instance", in.decl.ID}
 }
 
 // Set is a loaded set of plugin instances.
@@ -83,18 +99,6 @@ func Load(ctx context.Context, rt *wasm.Runtime, decls []config.Plugin, log *slo
 			tenant = graph.DefaultTenant
 		}
 		name := fmt.Sprintf("plugin %q of tenant %q (%s)", d.ID, tenant, d.Use)
-		if d.Runtime != "wasm" {
-			return nil, fmt.Errorf("%s: runtime %s is not available in this build (only wasm)", name, d.Runtime)
-		}
-		code, err := os.ReadFile(d.Module)
-		if err != nil {
-			return nil, fmt.Errorf("%s: read module: %w", name, err)
-		}
-		sum := sha256.Sum256(code)
-		mod, err := rt.Compile(ctx, code)
-		if err != nil {
-			return nil, fmt.Errorf("%s: module %s: %w", name, d.Module, err)
-		}
 		cfg, err := json.Marshal(d.Config)
 		if err != nil {
 			return nil, fmt.Errorf("%s: config: %w", name, err)
@@ -102,23 +106,60 @@ func Load(ctx context.Context, rt *wasm.Runtime, decls []config.Plugin, log *slo
 		if d.Config == nil {
 			cfg = []byte("{}")
 		}
-		inst, err := mod.Instantiate(ctx, wasm.InstanceConfig{
-			Tenant: tenant, ID: d.ID, Use: d.Use, Config: cfg,
-			Limits: wasm.Limits{
-				MemoryBytes: int64(d.Limits.Memory),
-				CallTimeout: d.Limits.CallTimeout,
-				PoolSize:    d.Limits.PoolSize,
-			},
-		})
+		var in *instance
+		switch d.Runtime {
+		case "wasm":
+			in, err = loadWASM(ctx, rt, d, tenant, cfg)
+		case "builtin":
+			in, err = loadBuiltin(ctx, d, tenant, cfg, log)
+		default:
+			err = fmt.Errorf("runtime %s is not available in this build (wasm or builtin)", d.Runtime)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		k := key{tenant, d.ID}
-		s.instances[k] = &instance{decl: d, tenant: tenant, sha: hex.EncodeToString(sum[:]), wasm: inst}
+		s.instances[k] = in
 		s.order = append(s.order, k)
-		log.Info("plugin loaded", "tenant", tenant, "plugin", d.Use, "instance", d.ID, "module", d.Module, "sha256", hex.EncodeToString(sum[:8]))
+		log.Info("plugin loaded", append(in.attrs(), "runtime", d.Runtime, "module", d.Module, "sha256", in.sha)...)
 	}
 	return s, nil
+}
+
+func loadWASM(ctx context.Context, rt *wasm.Runtime, d config.Plugin, tenant string, cfg []byte) (*instance, error) {
+	code, err := os.ReadFile(d.Module)
+	if err != nil {
+		return nil, fmt.Errorf("read module: %w", err)
+	}
+	sum := sha256.Sum256(code)
+	mod, err := rt.Compile(ctx, code)
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %w", d.Module, err)
+	}
+	inst, err := mod.Instantiate(ctx, wasm.InstanceConfig{
+		Tenant: tenant, ID: d.ID, Use: d.Use, Config: cfg,
+		Limits: wasm.Limits{
+			MemoryBytes: int64(d.Limits.Memory),
+			CallTimeout: d.Limits.CallTimeout,
+			PoolSize:    d.Limits.PoolSize,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &instance{decl: d, tenant: tenant, sha: hex.EncodeToString(sum[:]), wasm: inst}, nil
+}
+
+func loadBuiltin(ctx context.Context, d config.Plugin, tenant string, cfg []byte, log *slog.Logger) (*instance, error) {
+	native, err := builtin.New(ctx, d.Use, tenant, d.ID, cfg)
+	if err != nil {
+		return nil, err
+	}
+	in := &instance{decl: d, tenant: tenant, native: native}
+	if strings.HasPrefix(d.Use, "brokers.") {
+		in.broker = startBroker(native, log, in.attrs()...)
+	}
+	return in, nil
 }
 
 // Stage returns the transform instance id of tenant.
@@ -130,10 +171,22 @@ func (s *Set) Stage(tenant, id string) (junction.Stage, bool) {
 	return stage{in}, true
 }
 
-// stage adapts a WASM transform to the router.
+// Broker returns the broker instance id of tenant.
+func (s *Set) Broker(tenant, id string) (junction.Broker, bool) {
+	in, ok := s.instances[key{tenant, id}]
+	if !ok || in.broker == nil {
+		return nil, false
+	}
+	return in.broker, true
+}
+
+// stage adapts a transform instance to the router.
 type stage struct{ in *instance }
 
 func (st stage) Transform(ctx context.Context, m junction.Message, emit func(junction.Message)) error {
+	if st.in.native != nil {
+		return st.in.native.Transform(ctx, toPlugin(m), func(o plugin.Message) { emit(fromPlugin(o)) })
+	}
 	return st.in.wasm.Transform(ctx, toWasm(m), func(o wasm.Message) { emit(fromWasm(o)) })
 }
 
@@ -151,10 +204,43 @@ func (s *Set) Start(route func(junction.Message)) {
 	s.stop = cancel
 	for _, k := range s.order {
 		in := s.instances[k]
-		if !strings.HasPrefix(in.decl.Use, "collectors.") {
-			continue
+		switch {
+		case !strings.HasPrefix(in.decl.Use, "collectors."):
+		case in.native != nil:
+			s.wg.Go(func() { s.run(ctx, in, route) })
+		default:
+			s.wg.Go(func() { s.collect(ctx, in, route) })
 		}
-		s.wg.Go(func() { s.collect(ctx, in, route) })
+	}
+}
+
+// Bounds of the backoff between runs of a built-in collector that failed.
+const (
+	restartMin = time.Second
+	restartMax = time.Minute
+)
+
+// run runs a built-in collector until ctx ends, starting it again after a
+// failure (its error is logged and counted), with exponential backoff
+// reset by a run that lasted longer than the backoff.
+func (s *Set) run(ctx context.Context, in *instance, route func(junction.Message)) {
+	wait := restartMin
+	for {
+		started := time.Now()
+		err := in.native.Collect(ctx, func(m plugin.Message) error { route(fromPlugin(m)); return nil })
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > wait {
+			wait = restartMin
+		}
+		s.log.Warn("collector stopped; starting it again", append(in.attrs(), "err", err, "in", wait)...)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, restartMax)
 	}
 }
 
@@ -178,21 +264,27 @@ func (s *Set) collect(ctx context.Context, in *instance, route func(junction.Mes
 func (s *Set) List() []Info {
 	out := make([]Info, 0, len(s.order))
 	for _, k := range s.order {
-		in := s.instances[k]
-		st := in.wasm.Stats()
-		info := Info{
-			Tenant: in.tenant, ID: in.decl.ID, Use: in.decl.Use, Runtime: in.decl.Runtime, Module: in.sha,
-			State: "running", Calls: st.Calls, Errors: st.Errors, Timeouts: st.Timeouts, Replaced: st.Replaced,
-			LastError: st.LastError,
-		}
-		if !st.LastErrorAt.IsZero() {
-			at := st.LastErrorAt
-			info.LastAt = &at
-		}
-		out = append(out, info)
+		out = append(out, s.instances[k].info())
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Tenant < out[j].Tenant })
 	return out
+}
+
+func (in *instance) info() Info {
+	info := Info{Tenant: in.tenant, ID: in.decl.ID, Use: in.decl.Use, Runtime: in.decl.Runtime, Module: in.sha, State: "running"}
+	var lastAt time.Time
+	if in.native != nil {
+		st := in.native.Stats()
+		info.Calls, info.Errors, info.LastError, lastAt = st.Calls, st.Errors, st.LastError, st.LastErrorAt
+	} else {
+		st := in.wasm.Stats()
+		info.Calls, info.Errors, info.Timeouts, info.Replaced = st.Calls, st.Errors, st.Timeouts, st.Replaced
+		info.LastError, lastAt = st.LastError, st.LastErrorAt
+	}
+	if !lastAt.IsZero() {
+		info.LastAt = &lastAt
+	}
+	return info
 }
 
 // StopCollectors stops calling the collectors and waits for calls under way;
@@ -212,8 +304,17 @@ func (s *Set) Close(ctx context.Context) {
 
 func (s *Set) closeInstances(ctx context.Context) {
 	for _, in := range s.instances {
-		if err := in.wasm.Close(ctx); err != nil {
-			s.log.Warn("plugin close failed", "tenant", in.tenant, "instance", in.decl.ID, "err", err)
+		var err error
+		if in.broker != nil {
+			in.broker.close(ctx)
+		}
+		if in.native != nil {
+			err = in.native.Close()
+		} else {
+			err = in.wasm.Close(ctx)
+		}
+		if err != nil {
+			s.log.Warn("plugin close failed", append(in.attrs(), "err", err)...)
 		}
 	}
 }

@@ -52,6 +52,20 @@ type Stages interface {
 	Stage(tenant, id string) (Stage, bool)
 }
 
+// Broker takes the messages of a junction's broker target; the plugin host
+// implements it (queued and batched). Offer never waits: an error drops the
+// message (reason broker_queue_full).
+type Broker interface {
+	Offer(m Message) error
+}
+
+// Brokers finds the broker instances junctions name; the plugin host
+// implements it. A target whose broker is not found drops its messages
+// (reason broker_unavailable).
+type Brokers interface {
+	Broker(tenant, id string) (Broker, bool)
+}
+
 var (
 	_ Sender              = (*gateway.Gateway)(nil)
 	_ gateway.DataHandler = (*Router)(nil)
@@ -77,6 +91,7 @@ const (
 	DropQueueFull     = "device_queue_full"
 	DropNoDevice      = "no_matching_device"
 	DropNoBroker      = "broker_unavailable"
+	DropBrokerFull    = "broker_queue_full"
 	DropShutdown      = "shutdown"
 )
 
@@ -85,6 +100,7 @@ const (
 // offline, a throttle doing its job — only at debug level.
 var actionable = map[string]bool{
 	DropJunctionFull: true, DropTransformErr: true, DropNoTransformer: true, DropQueueFull: true, DropNoBroker: true,
+	DropBrokerFull: true,
 }
 
 // DefaultQueueSize is a junction's queue when Options.QueueSize is 0.
@@ -95,18 +111,20 @@ const warnEvery = 10 * time.Second
 
 // Options configure a Router.
 type Options struct {
-	QueueSize int    // per junction; DefaultQueueSize when 0
-	Stages    Stages // nil: no transform is available
+	QueueSize int     // per junction; DefaultQueueSize when 0
+	Stages    Stages  // nil: no transform is available
+	Brokers   Brokers // nil: no broker is available
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
 }
 
 // Router routes messages along junctions.
 type Router struct {
-	send   Sender
-	stages Stages
-	log    *slog.Logger
-	queue  int
+	send    Sender
+	stages  Stages
+	brokers Brokers
+	log     *slog.Logger
+	queue   int
 
 	mu    sync.Mutex // serialises writers of table
 	table atomic.Pointer[map[string][]*route]
@@ -123,10 +141,11 @@ func New(o Options) *Router {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	r := &Router{
-		stages: o.Stages,
-		log:    o.Logger,
-		queue:  o.QueueSize,
-		boot:   hex.EncodeToString(b[:]),
+		stages:  o.Stages,
+		brokers: o.Brokers,
+		log:     o.Logger,
+		queue:   o.QueueSize,
+		boot:    hex.EncodeToString(b[:]),
 		in: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_junction_messages_in_total",
 			Help: "Messages a junction took in (matched its source and passed its throttle).",
@@ -377,8 +396,24 @@ func (rt *route) deliver(m Message) {
 				rt.drop(m, DropNoDevice, nil)
 			}
 		default:
-			rt.drop(m, DropNoBroker, nil)
+			rt.toBroker(m, t.Broker)
 		}
+	}
+}
+
+func (rt *route) toBroker(m Message, id string) {
+	var b Broker
+	ok := false
+	if rt.r.brokers != nil {
+		b, ok = rt.r.brokers.Broker(m.Tenant, id)
+	}
+	switch {
+	case !ok:
+		rt.drop(m, DropNoBroker, nil)
+	case b.Offer(m) != nil:
+		rt.drop(m, DropBrokerFull, nil)
+	default:
+		rt.out.Inc()
 	}
 }
 

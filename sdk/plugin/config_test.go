@@ -128,3 +128,27 @@ func FuzzDecodeConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestDuration(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  string
+	}{
+		{`{"every":"1m30s"}`, 90 * time.Second, ""},
+		{`{"every":"20ms"}`, 20 * time.Millisecond, ""},
+		{`{"every":30}`, 0, `want a duration such as "30s", "5m" or "1h30m", got 30`},
+		{`{"every":"soon"}`, 0, `got "soon"`},
+	} {
+		var c struct {
+			Every Duration `json:"every"`
+		}
+		err := DecodeConfig([]byte(tc.in), &c)
+		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) || c.Every.Std() != tc.want {
+			t.Errorf("%s: %v, %v; want %v, error %q", tc.in, c.Every.Std(), err, tc.want, tc.err)
+		}
+	}
+	if b, _ := json.Marshal(Duration(90 * time.Second)); string(b) != `"1m30s"` {
+		t.Errorf("marshal: %s", b)
+	}
+}
