@@ -1,0 +1,4 @@
+package main
+
+// The shipped native plugins, for runtime: builtin and `plugin serve`.
+import _ "github.com/switchyard/switchyard/plugins/builtins"
