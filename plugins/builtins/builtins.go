@@ -6,5 +6,6 @@ package builtins
 
 import (
 	_ "github.com/switchyard/switchyard/plugins/brokers/webhook"
+	_ "github.com/switchyard/switchyard/plugins/collectors/homeassistant"
 	_ "github.com/switchyard/switchyard/plugins/collectors/http"
 )

@@ -15,11 +15,11 @@ type Duration time.Duration
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf(`want a duration such as "30s", "5m" or "1h30m", got %s`, b)
+		return fmt.Errorf(`want a duration such as "30s", "5m" or "1h30m", got %s`, clip(string(b)))
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf(`want a duration such as "30s", "5m" or "1h30m", got %q`, s)
+		return fmt.Errorf(`want a duration such as "30s", "5m" or "1h30m", got %q`, clip(s))
 	}
 	*d = Duration(v)
 	return nil
@@ -30,3 +30,11 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // Std returns the time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// clip shortens a value quoted in an error.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
