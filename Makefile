@@ -9,7 +9,7 @@ FUZZTIME ?= 5s
 # (built-in plugins beside them are native Go and not vetted for wasip1).
 WASM_PLUGINS := $(foreach d,$(wildcard plugins/*/*/wasm),./$(patsubst %/wasm,%,$(d)) ./$(d))
 
-.PHONY: run build plugins test unit fuzz lint bench load clean dgraph-bin dgraph-up dgraph-down
+.PHONY: run build plugins test unit fuzz lint bench load clean dgraph-bin dgraph-up dgraph-down mosquitto-bin
 
 ## run: build the relay and the shipped plugins, start Switchyard with plugins.yaml
 run: build plugins
@@ -28,15 +28,19 @@ build:
 ## test: lint, every test under -race (Dgraph tests on a real server), then a short run of every fuzz target
 test: lint unit fuzz
 
-# The Dgraph tests start their own zero + alpha through scripts/dgraph.sh;
-# here they must not be skipped.
-unit: dgraph-bin
-	SWITCHYARD_REQUIRE_DGRAPH=1 $(GO) test -race -count=1 -timeout 30m ./...
+# The Dgraph and MQTT tests start their own servers (scripts/dgraph.sh,
+# plugins/mosquittotest); here they must not be skipped.
+unit: dgraph-bin mosquitto-bin
+	SWITCHYARD_REQUIRE_DGRAPH=1 SWITCHYARD_REQUIRE_MOSQUITTO=1 $(GO) test -race -count=1 -timeout 30m ./...
 	cd sdk && $(GO) test -race -count=1 ./...
 
 ## dgraph-bin: build the pinned Dgraph v25 server into ~/.cache/switchyard when missing
 dgraph-bin:
 	./scripts/dgraph.sh bin
+
+## mosquitto-bin: install Mosquitto (apt) when missing, for the MQTT tests
+mosquitto-bin:
+	./scripts/mosquitto.sh bin
 
 ## dgraph-up: start Dgraph zero + alpha on loopback (ACL on; gRPC 9180, HTTP 8180), data in data/dgraph
 dgraph-up:

@@ -5,7 +5,9 @@
 package builtins
 
 import (
+	_ "github.com/switchyard/switchyard/plugins/brokers/mqtt"
 	_ "github.com/switchyard/switchyard/plugins/brokers/webhook"
 	_ "github.com/switchyard/switchyard/plugins/collectors/homeassistant"
 	_ "github.com/switchyard/switchyard/plugins/collectors/http"
+	_ "github.com/switchyard/switchyard/plugins/collectors/mqtt"
 )
