@@ -155,7 +155,8 @@ func TestLoadGood(t *testing.T) {
 		// Module paths are relative to the file: testdata/good.yaml names plugins/scale.wasm.
 		{ID: "to-celsius", Tenant: "default", Use: "transforms.scale", Runtime: "wasm", Module: "testdata/plugins/scale.wasm",
 			Config: map[string]any{"factor": 0.5556, "offset": -17.78}},
-		{ID: "hook", Tenant: "default", Use: "brokers.webhook", Runtime: "process", Module: "testdata/bin/webhook"},
+		{ID: "hook", Tenant: "default", Use: "brokers.webhook", Runtime: "process", Module: "testdata/bin/webhook",
+			SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Env: []string{"HTTPS_PROXY"}},
 		{ID: "to-celsius", Tenant: "acme", Use: "transforms.scale", Runtime: "wasm", Module: "testdata/plugins/scale.wasm"},
 	}
 	want.Junctions = []Junction{
@@ -178,7 +179,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/unknown_keys.yaml:3: log.colour: unknown key (expected one of: level, format)`,
 			`testdata/unknown_keys.yaml:4: gatway: unknown key (expected one of: gateway, api, store, log, wasm, tenants, devices, plugins, junctions)`,
 			`testdata/unknown_keys.yaml:8: store.embedded.paht: unknown key (expected one of: path)`,
-			`testdata/unknown_keys.yaml:13: plugins[0].bogus: unknown key (expected one of: id, tenant, use, runtime, module, config, interval, limits)`,
+			`testdata/unknown_keys.yaml:13: plugins[0].bogus: unknown key (expected one of: id, tenant, use, runtime, module, sha256, env, config, interval, limits)`,
 			`testdata/unknown_keys.yaml:22: junctions[0].targets[0].colour: unknown key (expected one of: device, selector, broker)`,
 			`testdata/unknown_keys.yaml:23: gateway.listen: unknown key (write nested keys as indented YAML sections, not as dotted names)`,
 		}},
@@ -194,7 +195,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/wrong_types.yaml:11: api.operator_key: expected a string, got a number (put it in quotes if it is meant as text)`,
 			`testdata/wrong_types.yaml:12: log: expected a mapping with the keys level, format, got string "verbose"`,
 			`testdata/wrong_types.yaml:17: plugins[0].config: expected a mapping of names to values, got a list`,
-			`testdata/wrong_types.yaml:18: plugins[1]: expected a mapping with the keys id, tenant, use, runtime, module, config, interval, limits, got string "just a string"`,
+			`testdata/wrong_types.yaml:18: plugins[1]: expected a mapping with the keys id, tenant, use, runtime, module, sha256, env, config, interval, limits, got string "just a string"`,
 			`testdata/wrong_types.yaml:19: junctions: expected a list, got a mapping`,
 		}},
 		{"bad_values.yaml", []string{
@@ -220,6 +221,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/bad_records.yaml:5: plugins[1].id: "mqtt" is already declared in tenant "default" by plugins[0]`,
 			`testdata/bad_records.yaml:8: plugins[2].id: "Upper" must be 1-63 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit`,
 			`testdata/bad_records.yaml:8: plugins[2].module: is required for runtime wasm`,
+			`testdata/bad_records.yaml:11: plugins[3].sha256: is required for runtime process: the hex sha256 of the binary at module (sha256sum prints it)`,
 			`testdata/bad_records.yaml:17: plugins[4].use: "webhook" must be kind.name with kind collectors, transforms or brokers`,
 			`testdata/bad_records.yaml:21: plugins[5].runtime: "docker" must be builtin, process or wasm`,
 			`testdata/bad_records.yaml:25: plugins[6].module: must be empty for runtime builtin: built-in plugins are compiled in`,

@@ -167,12 +167,19 @@ func (c *Config) CacheDirOrDefault() string {
 
 // Plugin declares one plugin instance.
 type Plugin struct {
-	ID      string         `koanf:"id"`
-	Tenant  string         `koanf:"tenant"`
-	Use     string         `koanf:"use"`
-	Runtime string         `koanf:"runtime"`
-	Module  string         `koanf:"module"`
-	Config  map[string]any `koanf:"config"`
+	ID      string `koanf:"id"`
+	Tenant  string `koanf:"tenant"`
+	Use     string `koanf:"use"`
+	Runtime string `koanf:"runtime"`
+	Module  string `koanf:"module"`
+	// SHA256 is the hex sha256 of the binary at Module (runtime process
+	// only, required there): the host refuses to start a binary whose sum
+	// differs, before it runs.
+	SHA256 string `koanf:"sha256"`
+	// Env names the variables of the relay's environment a process plugin
+	// is given (runtime process only); it gets no others but PATH.
+	Env    []string       `koanf:"env"`
+	Config map[string]any `koanf:"config"`
 	// Interval is how often a wasm collector is called (wasm collectors
 	// only: built-in and process collectors run on their own).
 	Interval time.Duration `koanf:"interval"`

@@ -350,6 +350,22 @@ func (v *validation) plugins(plugins []Plugin) map[tenantID]declaredPlugin {
 				v.add(path+".module", "must be empty for runtime builtin: built-in plugins are compiled in")
 			}
 		}
+		switch {
+		case p.Runtime == "process" && p.SHA256 == "":
+			v.add(path+".sha256", "is required for runtime process: the hex sha256 of the binary at module (sha256sum prints it)")
+		case p.Runtime == "process" && !isSHA256(p.SHA256):
+			v.add(path+".sha256", "must be 64 hex digits (a sha256 sum), got %q", p.SHA256)
+		case p.Runtime != "process" && p.SHA256 != "":
+			v.add(path+".sha256", "applies to runtime process only")
+		}
+		if p.Runtime != "process" && len(p.Env) > 0 {
+			v.add(path+".env", "applies to runtime process only")
+		}
+		for j, name := range p.Env {
+			if !isEnvName(name) {
+				v.add(fmt.Sprintf("%s.env[%d]", path, j), "%q is not a variable name (letters, digits and '_', not starting with a digit)", name)
+			}
+		}
 		switch kind, _, _ := strings.Cut(p.Use, "."); {
 		case kind != "collectors" && p.Interval != 0:
 			v.add(path+".interval", "applies to collectors only")
@@ -433,4 +449,30 @@ func (v *validation) reference(path, tenant, id, kind string, declared map[tenan
 	case p.kind != "" && p.kind != kind:
 		v.add(path, "%q is a %s plugin (plugins[%d]); only %s plugins can be used here", id, p.kind, p.index, kind)
 	}
+}
+
+// isSHA256 reports whether s is a sha256 sum in hex.
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// isEnvName reports whether s is a portable environment variable name.
+func isEnvName(s string) bool {
+	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }

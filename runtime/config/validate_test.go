@@ -138,6 +138,23 @@ func TestValidate(t *testing.T) {
 			`plugins[2].limits.pool_size: must be between 1 and 256`,
 			`plugins[4].interval: applies to wasm collectors, which the host calls; a builtin collector runs on its own (set its pace in config)`,
 		}},
+		{"process plugin sha256 and env", func(c *Config) {
+			sum := strings.Repeat("ab", 32)
+			c.Plugins = []Plugin{
+				{ID: "ok", Use: "transforms.scale", Runtime: "process", Module: "bin/switchyard", SHA256: sum, Env: []string{"HTTPS_PROXY", "TZ"}},
+				{ID: "nosum", Use: "transforms.scale", Runtime: "process", Module: "bin/switchyard"},
+				{ID: "short", Use: "transforms.scale", Runtime: "process", Module: "bin/switchyard", SHA256: "abc123"},
+				{ID: "notprocess", Use: "transforms.scale", Runtime: "wasm", Module: "t.wasm", SHA256: sum, Env: []string{"TZ"}},
+				{ID: "badenv", Use: "transforms.scale", Runtime: "process", Module: "bin/switchyard", SHA256: sum, Env: []string{"1X", "A=B"}},
+			}
+		}, []string{
+			`plugins[1].sha256: is required for runtime process: the hex sha256 of the binary at module (sha256sum prints it)`,
+			`plugins[2].sha256: must be 64 hex digits (a sha256 sum), got "abc123"`,
+			`plugins[3].sha256: applies to runtime process only`,
+			`plugins[3].env: applies to runtime process only`,
+			`plugins[4].env[0]: "1X" is not a variable name (letters, digits and '_', not starting with a digit)`,
+			`plugins[4].env[1]: "A=B" is not a variable name (letters, digits and '_', not starting with a digit)`,
+		}},
 		{"junction collector and throttle", func(c *Config) {
 			c.Plugins = []Plugin{
 				{ID: "synth", Use: "collectors.synthetic", Runtime: "wasm", Module: "s.wasm", Interval: time.Second},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/runtime/host/builtin"
+	"github.com/switchyard/switchyard/runtime/host/process"
 	"github.com/switchyard/switchyard/runtime/junction"
 	"github.com/switchyard/switchyard/sdk/plugin"
 )
@@ -30,14 +31,24 @@ var ErrBrokerFull = errors.New("broker queue full")
 // counted by the instance's error counter and logged; it is not retried
 // again here.
 type runningBroker struct {
-	in    *builtin.Instance
+	in    publisher
 	attrs []any
 	log   *slog.Logger
 	queue chan junction.Message
 	done  chan struct{}
 }
 
-func startBroker(in *builtin.Instance, log *slog.Logger, attrs ...any) *runningBroker {
+// publisher is a broker instance: built in or in a process.
+type publisher interface {
+	Publish(ctx context.Context, batch []plugin.Message) error
+}
+
+var (
+	_ publisher = (*builtin.Instance)(nil)
+	_ publisher = (*process.Plugin)(nil)
+)
+
+func startBroker(in publisher, log *slog.Logger, attrs ...any) *runningBroker {
 	b := &runningBroker{in: in, attrs: attrs, log: log, queue: make(chan junction.Message, brokerQueue), done: make(chan struct{})}
 	go b.work()
 	return b

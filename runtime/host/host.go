@@ -1,8 +1,10 @@
 // Package host runs the plugin instances a configuration declares: WASM
 // modules (compiled once per sha256 by runtime/host/wasm, each instance with
-// its limits) and built-in plugins (runtime/host/builtin). It calls WASM
-// collectors on their interval and runs built-in ones for as long as the
-// set runs (restarting one that fails, with backoff), hands what they emit
+// its limits), built-in plugins (runtime/host/builtin) and process plugins
+// (runtime/host/process: the same Go plugin code, or any binary speaking
+// sdk/rpc, in a supervised subprocess). It calls WASM collectors on their
+// interval and runs built-in and process ones for as long as the set runs
+// (restarting one that fails, with backoff), hands what they emit
 // to the router, serves transforms to junctions as stages and brokers as
 // targets (queued and batched, see runningBroker). It reports every
 // instance's state for the API.
@@ -30,6 +32,7 @@ import (
 	"github.com/switchyard/switchyard/graph"
 	"github.com/switchyard/switchyard/runtime/config"
 	"github.com/switchyard/switchyard/runtime/host/builtin"
+	"github.com/switchyard/switchyard/runtime/host/process"
 	"github.com/switchyard/switchyard/runtime/host/wasm"
 	"github.com/switchyard/switchyard/runtime/junction"
 	"github.com/switchyard/switchyard/sdk/plugin"
@@ -47,7 +50,9 @@ type Info struct {
 	Use       string     `json:"use"`
 	Runtime   string     `json:"runtime"`
 	Module    string     `json:"module"` // sha256 of the module, hex
-	State     string     `json:"state"`  // running, stopped
+	State     string     `json:"state"`  // running, stopped; a process: starting, running, restarting, failed
+	PID       int        `json:"pid,omitempty"`
+	Restarts  uint64     `json:"restarts,omitempty"`
 	Calls     uint64     `json:"calls"`
 	Errors    uint64     `json:"errors"`
 	Timeouts  uint64     `json:"timeouts"`
@@ -58,14 +63,15 @@ type Info struct {
 
 type key struct{ tenant, id string }
 
-// instance is one loaded instance: exactly one of wasm and native is set;
-// broker feeds a native broker.
+// instance is one loaded instance: exactly one of wasm, native and proc is
+// set; broker feeds a native or process broker.
 type instance struct {
 	decl   config.Plugin
 	tenant string
 	sha    string
 	wasm   *wasm.Instance
 	native *builtin.Instance
+	proc   *process.Plugin
 	broker *runningBroker
 }
 
@@ -112,8 +118,10 @@ func Load(ctx context.Context, rt *wasm.Runtime, decls []config.Plugin, log *slo
 			in, err = loadWASM(ctx, rt, d, tenant, cfg)
 		case "builtin":
 			in, err = loadBuiltin(ctx, d, tenant, cfg, log)
+		case "process":
+			in, err = loadProcess(ctx, d, tenant, cfg, log)
 		default:
-			err = fmt.Errorf("runtime %s is not available in this build (wasm or builtin)", d.Runtime)
+			err = fmt.Errorf("runtime %s is not available in this build (wasm, builtin or process)", d.Runtime)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -162,6 +170,22 @@ func loadBuiltin(ctx context.Context, d config.Plugin, tenant string, cfg []byte
 	return in, nil
 }
 
+func loadProcess(ctx context.Context, d config.Plugin, tenant string, cfg []byte, log *slog.Logger) (*instance, error) {
+	p, err := process.Start(ctx, process.Config{
+		Path: d.Module, SHA256: d.SHA256, Env: d.Env,
+		Use: d.Use, Tenant: tenant, Instance: d.ID, Config: cfg,
+		Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	in := &instance{decl: d, tenant: tenant, sha: strings.ToLower(d.SHA256), proc: p}
+	if strings.HasPrefix(d.Use, "brokers.") {
+		in.broker = startBroker(p, log, in.attrs()...)
+	}
+	return in, nil
+}
+
 // Stage returns the transform instance id of tenant.
 func (s *Set) Stage(tenant, id string) (junction.Stage, bool) {
 	in, ok := s.instances[key{tenant, id}]
@@ -187,6 +211,11 @@ func (st stage) Transform(ctx context.Context, m junction.Message, emit func(jun
 	if st.in.native != nil {
 		return st.in.native.Transform(ctx, toPlugin(m), func(o plugin.Message) { emit(fromPlugin(o)) })
 	}
+	if st.in.proc != nil {
+		// Concurrent calls share RPCs (up to 100 messages each); a router
+		// that hands over whole batches would use TransformBatch.
+		return st.in.proc.Transform(ctx, toPlugin(m), func(o plugin.Message) { emit(fromPlugin(o)) })
+	}
 	return st.in.wasm.Transform(ctx, toWasm(m), func(o wasm.Message) { emit(fromWasm(o)) })
 }
 
@@ -208,6 +237,14 @@ func (s *Set) Start(route func(junction.Message)) {
 		case !strings.HasPrefix(in.decl.Use, "collectors."):
 		case in.native != nil:
 			s.wg.Go(func() { s.run(ctx, in, route) })
+		case in.proc != nil:
+			// Restarts of the process and of a failed collector are the
+			// supervisor's; Collect returns when ctx ends.
+			s.wg.Go(func() {
+				if err := in.proc.Collect(ctx, func(m plugin.Message) error { route(fromPlugin(m)); return nil }); err != nil {
+					s.log.Warn("collector stopped", append(in.attrs(), "err", err)...)
+				}
+			})
 		default:
 			s.wg.Go(func() { s.collect(ctx, in, route) })
 		}
@@ -273,10 +310,15 @@ func (s *Set) List() []Info {
 func (in *instance) info() Info {
 	info := Info{Tenant: in.tenant, ID: in.decl.ID, Use: in.decl.Use, Runtime: in.decl.Runtime, Module: in.sha, State: "running"}
 	var lastAt time.Time
-	if in.native != nil {
+	switch {
+	case in.native != nil:
 		st := in.native.Stats()
 		info.Calls, info.Errors, info.LastError, lastAt = st.Calls, st.Errors, st.LastError, st.LastErrorAt
-	} else {
+	case in.proc != nil:
+		st := in.proc.Stats()
+		info.State, info.PID, info.Restarts = string(st.State), st.PID, st.Restarts
+		info.Calls, info.Errors, info.LastError, lastAt = st.Calls, st.Errors, st.LastError, st.LastErrorAt
+	default:
 		st := in.wasm.Stats()
 		info.Calls, info.Errors, info.Timeouts, info.Replaced = st.Calls, st.Errors, st.Timeouts, st.Replaced
 		info.LastError, lastAt = st.LastError, st.LastErrorAt
@@ -308,9 +350,12 @@ func (s *Set) closeInstances(ctx context.Context) {
 		if in.broker != nil {
 			in.broker.close(ctx)
 		}
-		if in.native != nil {
+		switch {
+		case in.native != nil:
 			err = in.native.Close()
-		} else {
+		case in.proc != nil:
+			err = in.proc.Close(ctx)
+		default:
 			err = in.wasm.Close(ctx)
 		}
 		if err != nil {

@@ -1,6 +1,7 @@
 // Command switchyard is the relay: `switchyard run` serves devices and the
 // admin API, `switchyard validate` checks a configuration file, and
-// `switchyard version` prints the build's version. This file holds flags,
+// `switchyard version` prints the build's version, and `switchyard plugin
+// serve <kind.name>` serves a built-in plugin out of process. This file holds flags,
 // signals and wiring only; behaviour lives in the runtime packages.
 package main
 
@@ -34,6 +35,7 @@ commands:
   run       start the relay (devices on the gateway, the admin API)
   validate  check a configuration file and print every problem
   version   print the version
+  plugin    list the built-in plugins, or serve one as a process plugin
 
 flags (run, validate):
   -c FILE          configuration file (default plugins.yaml)
@@ -57,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "validate":
 		return validate(args[1:], stdout, stderr)
+	case "plugin":
+		return pluginCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "switchyard", buildVersion())
 		return 0
