@@ -8,11 +8,14 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -314,6 +317,42 @@ func Plugins(t testing.TB) string {
 		t.Fatal(pluginsErr)
 	}
 	return pluginsDir
+}
+
+var (
+	relayOnce sync.Once
+	relayBin  string
+	relayErr  error
+)
+
+// RelayBinary builds the relay (runtime/cmd/switchyard, with every shipped
+// built-in) once per test process into the test's temp folder and returns
+// its path and sha256 (hex): a process plugin module for tests, served by
+// `switchyard plugin serve`.
+func RelayBinary(t testing.TB) (path, sum string) {
+	t.Helper()
+	relayOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "apptest-relay-")
+		if err != nil {
+			relayErr = err
+			return
+		}
+		relayBin = filepath.Join(dir, "switchyard")
+		cmd := exec.Command("go", "build", "-o", relayBin, "./runtime/cmd/switchyard")
+		cmd.Dir = repoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			relayErr = fmt.Errorf("go build ./runtime/cmd/switchyard: %v\n%s", err, out)
+		}
+	})
+	if relayErr != nil {
+		t.Fatal(relayErr)
+	}
+	data, err := os.ReadFile(relayBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(data)
+	return relayBin, hex.EncodeToString(h[:])
 }
 
 // WASMCache is the compilation cache every test relay of the repository
