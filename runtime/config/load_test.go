@@ -179,7 +179,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/unknown_keys.yaml:3: log.colour: unknown key (expected one of: level, format)`,
 			`testdata/unknown_keys.yaml:4: gatway: unknown key (expected one of: gateway, api, store, log, wasm, tenants, devices, plugins, junctions)`,
 			`testdata/unknown_keys.yaml:8: store.embedded.paht: unknown key (expected one of: path)`,
-			`testdata/unknown_keys.yaml:13: plugins[0].bogus: unknown key (expected one of: id, tenant, use, runtime, module, sha256, env, config, interval, limits)`,
+			`testdata/unknown_keys.yaml:13: plugins[0].bogus: unknown key (expected one of: id, tenant, use, runtime, module, sha256, env, config, interval, limits, http_fetch)`,
 			`testdata/unknown_keys.yaml:22: junctions[0].targets[0].colour: unknown key (expected one of: device, selector, broker)`,
 			`testdata/unknown_keys.yaml:23: gateway.listen: unknown key (write nested keys as indented YAML sections, not as dotted names)`,
 		}},
@@ -195,7 +195,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/wrong_types.yaml:11: api.operator_key: expected a string, got a number (put it in quotes if it is meant as text)`,
 			`testdata/wrong_types.yaml:12: log: expected a mapping with the keys level, format, got string "verbose"`,
 			`testdata/wrong_types.yaml:17: plugins[0].config: expected a mapping of names to values, got a list`,
-			`testdata/wrong_types.yaml:18: plugins[1]: expected a mapping with the keys id, tenant, use, runtime, module, sha256, env, config, interval, limits, got string "just a string"`,
+			`testdata/wrong_types.yaml:18: plugins[1]: expected a mapping with the keys id, tenant, use, runtime, module, sha256, env, config, interval, limits, http_fetch, got string "just a string"`,
 			`testdata/wrong_types.yaml:19: junctions: expected a list, got a mapping`,
 		}},
 		{"bad_values.yaml", []string{

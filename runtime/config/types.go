@@ -185,6 +185,19 @@ type Plugin struct {
 	Interval time.Duration `koanf:"interval"`
 	// Limits bound each WASM instance; zero fields take the host's defaults.
 	Limits PluginLimits `koanf:"limits"`
+	// HTTPFetch grants a WASM instance HTTP requests to the listed hosts
+	// (the http_fetch import of sdk/ABI.md); without hosts it has none.
+	HTTPFetch HTTPFetch `koanf:"http_fetch"`
+}
+
+// HTTPFetch is a WASM instance's allowance of HTTP requests.
+type HTTPFetch struct {
+	// Hosts are "host" (its scheme's default port only), "host:port",
+	// "*.suffix" or "*.suffix:port".
+	Hosts       []string      `koanf:"hosts"`
+	Timeout     time.Duration `koanf:"timeout"`      // one fetch, at most; the call's own deadline still applies
+	MaxResponse ByteSize      `koanf:"max_response"` // response body
+	MaxRequest  ByteSize      `koanf:"max_request"`  // request JSON
 }
 
 // PluginLimits bound a WASM plugin instance.

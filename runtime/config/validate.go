@@ -265,6 +265,29 @@ func (v *validation) dgraph(d *DgraphStore, key []byte) {
 	}
 }
 
+func (v *validation) httpFetch(path, runtime string, h HTTPFetch) {
+	if runtime != "wasm" {
+		if len(h.Hosts) > 0 || h.Timeout != 0 || h.MaxResponse != 0 || h.MaxRequest != 0 {
+			v.add(path, "applies to wasm plugins only: a %s plugin makes its own connections", runtime)
+		}
+		return
+	}
+	for i, host := range h.Hosts {
+		if host == "" || strings.ContainsAny(host, "/?#@ ") {
+			v.add(fmt.Sprintf("%s.hosts[%d]", path, i), "%q must be a host, host:port or *.suffix — no scheme or path", host)
+		}
+	}
+	if h.Timeout < 0 {
+		v.add(path+".timeout", "must not be negative")
+	}
+	if h.MaxResponse < 0 {
+		v.add(path+".max_response", "must not be negative")
+	}
+	if h.MaxRequest < 0 {
+		v.add(path+".max_request", "must not be negative")
+	}
+}
+
 func (v *validation) log(l *Log) {
 	switch l.Level {
 	case "debug", "info", "warn", "error":
@@ -374,6 +397,7 @@ func (v *validation) plugins(plugins []Plugin) map[tenantID]declaredPlugin {
 		case p.Runtime == "wasm" && kind == "collectors" && p.Interval <= 0:
 			v.add(path+".interval", "is required for a wasm collector: how often it is called, e.g. 1s")
 		}
+		v.httpFetch(path+".http_fetch", p.Runtime, p.HTTPFetch)
 		if p.Limits.Memory < 0 || (p.Limits.Memory > 0 && (p.Limits.Memory < 64<<10 || p.Limits.Memory > 4<<30)) {
 			v.add(path+".limits.memory", "must be between 64KiB and 4GiB")
 		}

@@ -129,6 +129,9 @@ func TestValidate(t *testing.T) {
 					Limits: PluginLimits{Memory: 1024, CallTimeout: -1, PoolSize: 1000}},
 				{ID: "mqtt", Use: "collectors.mqtt", Runtime: "builtin"},
 				{ID: "http", Use: "collectors.http", Runtime: "builtin", Interval: time.Second},
+				{ID: "fetcher", Use: "collectors.weather", Runtime: "wasm", Module: "w.wasm", Interval: time.Minute,
+					HTTPFetch: HTTPFetch{Hosts: []string{"api.example", "https://api.example/x", ""}, Timeout: -1, MaxResponse: -1}},
+				{ID: "hook", Use: "brokers.webhook", Runtime: "builtin", HTTPFetch: HTTPFetch{Hosts: []string{"a.example"}}},
 			}
 		}, []string{
 			`plugins[1].interval: is required for a wasm collector: how often it is called, e.g. 1s`,
@@ -137,6 +140,11 @@ func TestValidate(t *testing.T) {
 			`plugins[2].limits.call_timeout: must be positive`,
 			`plugins[2].limits.pool_size: must be between 1 and 256`,
 			`plugins[4].interval: applies to wasm collectors, which the host calls; a builtin collector runs on its own (set its pace in config)`,
+			`plugins[5].http_fetch.hosts[1]: "https://api.example/x" must be a host, host:port or *.suffix — no scheme or path`,
+			`plugins[5].http_fetch.hosts[2]: "" must be a host, host:port or *.suffix — no scheme or path`,
+			`plugins[5].http_fetch.timeout: must not be negative`,
+			`plugins[5].http_fetch.max_response: must not be negative`,
+			`plugins[6].http_fetch: applies to wasm plugins only: a builtin plugin makes its own connections`,
 		}},
 		{"process plugin sha256 and env", func(c *Config) {
 			sum := strings.Repeat("ab", 32)

@@ -151,6 +151,12 @@ func loadWASM(ctx context.Context, rt *wasm.Runtime, d config.Plugin, tenant str
 			CallTimeout: d.Limits.CallTimeout,
 			PoolSize:    d.Limits.PoolSize,
 		},
+		HTTPFetch: wasm.HTTPFetchPolicy{
+			Hosts:       d.HTTPFetch.Hosts,
+			Timeout:     d.HTTPFetch.Timeout,
+			MaxResponse: int64(d.HTTPFetch.MaxResponse),
+			MaxRequest:  int64(d.HTTPFetch.MaxRequest),
+		},
 	})
 	if err != nil {
 		return nil, err

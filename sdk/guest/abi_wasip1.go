@@ -42,6 +42,15 @@ func abiStateDelete(key unsafe.Pointer, keyLen uint32) int32
 //go:wasmimport switchyard_v1 fail
 func abiFail(msg unsafe.Pointer, msgLen uint32)
 
+//go:wasmimport switchyard_v1 http_fetch
+func abiHTTPFetch(req unsafe.Pointer, reqLen uint32) int32
+
+//go:wasmimport switchyard_v1 http_response
+func abiHTTPResponse(buf unsafe.Pointer, limit uint32) int32
+
+//go:wasmimport switchyard_v1 http_error
+func abiHTTPError(buf unsafe.Pointer, limit uint32) int32
+
 //go:wasmexport sy_abi_version
 func syABIVersion() int32 { return abi.Version }
 
@@ -147,4 +156,22 @@ func sysStateSet(key string, val []byte) int32 {
 
 func sysStateDelete(key string) int32 {
 	return abiStateDelete(strPtr(key), uint32(len(key)))
+}
+
+// sysHTTPFetch sends the request JSON and returns the response JSON, read into a buffer of the
+// length http_fetch announced, or the negative status and the reason http_error gives.
+func sysHTTPFetch(req []byte) ([]byte, int32, string) {
+	n := abiHTTPFetch(bytesPtr(req), uint32(len(req)))
+	if n < 0 {
+		reason, m := readHost(scratch, abiHTTPError)
+		if m < 0 {
+			return nil, n, ""
+		}
+		return nil, n, string(reason)
+	}
+	resp, m := readHost(make([]byte, 0, n), abiHTTPResponse)
+	if m < 0 {
+		return nil, m, "the host kept no response"
+	}
+	return resp, n, ""
 }

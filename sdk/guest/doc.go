@@ -41,7 +41,8 @@
 //     the call emitted. A panic also logs its stack. The Go runtime cannot recover from every
 //     fault (running out of memory, stack overflow): those trap.
 //   - There is no file system, network, environment or argument list; time.Now and
-//     crypto/rand work, fmt.Println goes to the host's log.
+//     crypto/rand work, fmt.Println goes to the host's log. HTTPFetch reaches the HTTP hosts
+//     the operator listed for the plugin instance, and no others.
 //
 // # Testing without WASM
 //

@@ -59,6 +59,9 @@ var (
 	// ErrNotAllowed: the operation is not allowed here, such as emitting outside a
 	// transform or collect call.
 	ErrNotAllowed = errors.New("not allowed here")
+	// ErrFailed: an HTTPFetch did not get a response: a network, TLS or HTTP error, or its
+	// timeout (or the call's deadline) passed.
+	ErrFailed = errors.New("failed")
 )
 
 // errCallEnded is returned by Emit on an Output whose call has returned.
@@ -75,6 +78,8 @@ func statusError(op string, status int32) error {
 		return fmt.Errorf("guest: %s: %w", op, ErrLimit)
 	case abi.NotAllowed:
 		return fmt.Errorf("guest: %s: %w", op, ErrNotAllowed)
+	case abi.Failed:
+		return fmt.Errorf("guest: %s: %w", op, ErrFailed)
 	}
 	return fmt.Errorf("guest: %s: unexpected status %d from the host", op, status)
 }

@@ -23,6 +23,7 @@ func TestStatusError(t *testing.T) {
 		{abi.BadArgument, ErrBadArgument, "guest: emit: bad argument"},
 		{abi.Limit, ErrLimit, "guest: emit: limit reached"},
 		{abi.NotAllowed, ErrNotAllowed, "guest: emit: not allowed here"},
+		{abi.Failed, ErrFailed, "guest: emit: failed"},
 		{-99, nil, "guest: emit: unexpected status -99 from the host"},
 	}
 	for _, tt := range tests {

@@ -82,3 +82,10 @@ func sysStateDelete(key string) int32 {
 	}
 	return abi.NotAllowed
 }
+
+func sysHTTPFetch(req []byte) ([]byte, int32, string) {
+	if h := native.Active(); h != nil {
+		return h.HTTPFetch(req)
+	}
+	return nil, abi.NotAllowed, "no call in progress"
+}

@@ -22,6 +22,7 @@ const (
 	statusBadArgument int32 = -2
 	statusLimit       int32 = -3
 	statusNotAllowed  int32 = -4
+	statusFailed      int32 = -5 // http_fetch: a network error or a timeout
 )
 
 // Fields of the input import.
@@ -61,6 +62,9 @@ func instantiateHost(ctx context.Context, wz wazero.Runtime) (api.Module, error)
 		{"state_set", hostStateSet, types(i32, i32, i32, i32), types(i32)},
 		{"state_delete", hostStateDelete, types(i32, i32), types(i32)},
 		{"fail", hostFail, types(i32, i32), nil},
+		{"http_fetch", hostHTTPFetch, types(i32, i32), types(i32)},
+		{"http_response", hostHTTPResponse, types(i32, i32), types(i32)},
+		{"http_error", hostHTTPError, types(i32, i32), types(i32)},
 	} {
 		b.NewFunctionBuilder().WithGoModuleFunction(f.fn, f.params, f.results).Export(f.name)
 	}

@@ -9,9 +9,14 @@
 // panic), every call runs under a deadline (WithCloseOnContextDone), memory
 // is capped per instance, emits, output bytes, state and log lines are
 // bounded, and a module instance that traps, times out or hits a limit is
-// discarded and replaced lazily. Guests get no filesystem, network,
+// discarded and replaced lazily. Guests get no filesystem, sockets,
 // environment or arguments; WASI gives them only a real clock, real random
-// bytes, and stdout/stderr that go to slog. This package never imports the
+// bytes, and stdout/stderr that go to slog. The one way out is the
+// http_fetch import (httpfetch.go): HTTP(S) requests to the hosts listed in
+// the instance's HTTPFetchPolicy, checked by the URL's host name (and on
+// every redirect, at most 3), never by resolved address, within the call's
+// deadline and the policy's timeout and sizes, with no cookies and no proxy
+// from the environment; an instance without listed hosts gets -4. This package never imports the
 // sdk (its Message is a plain struct the runtime converts), never calls the
 // graph store, and never writes into guest memory outside a (buf, limit)
 // the guest named.

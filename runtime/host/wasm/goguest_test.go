@@ -15,6 +15,12 @@ import (
 // does: GOOS=wasip1 GOARCH=wasm -buildmode=c-shared.
 func goGuest(tb testing.TB) []byte {
 	tb.Helper()
+	return buildGoGuest(tb, "./guest/internal/example")
+}
+
+// buildGoGuest builds the Go guest of the package pkg of the sdk module.
+func buildGoGuest(tb testing.TB, pkg string) []byte {
+	tb.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		tb.Fatalf("the go command builds the Go guest: %v", err)
@@ -23,8 +29,8 @@ func goGuest(tb testing.TB) []byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out := filepath.Join(tb.TempDir(), "example.wasm")
-	cmd := exec.Command(goTool, "build", "-buildmode=c-shared", "-o", out, "./guest/internal/example")
+	out := filepath.Join(tb.TempDir(), "guest.wasm")
+	cmd := exec.Command(goTool, "build", "-buildmode=c-shared", "-o", out, pkg)
 	cmd.Dir = sdk
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {

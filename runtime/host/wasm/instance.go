@@ -96,6 +96,9 @@ type InstanceConfig struct {
 	// Config is the instance's configuration, a JSON object; empty is {}.
 	Config []byte
 	Limits Limits
+	// HTTPFetch is what the guest may reach with the http_fetch import; the
+	// zero value refuses every fetch.
+	HTTPFetch HTTPFetchPolicy
 }
 
 type kind string
@@ -135,6 +138,7 @@ type Instance struct {
 	warn    *rate
 	state   *kvState
 	metrics instanceMetrics
+	fetcher *fetcher // nil: http_fetch is off
 
 	pool      chan *slot // nil entries: to instantiate on next use
 	closing   chan struct{}
@@ -177,6 +181,10 @@ func (m *Module) newInstance(ctx context.Context, cfg InstanceConfig) (*Instance
 	if pages := limits.pages(); m.exports.memoryMin > pages {
 		return nil, fmt.Errorf("module memory starts at %d pages of 64 KiB, above the limit of %d", m.exports.memoryMin, pages)
 	}
+	fetch, err := newFetcher(cfg.HTTPFetch)
+	if err != nil {
+		return nil, err
+	}
 	config := emptyConfig
 	if len(bytes.TrimSpace(cfg.Config)) > 0 {
 		var obj map[string]json.RawMessage
@@ -202,13 +210,15 @@ func (m *Module) newInstance(ctx context.Context, cfg InstanceConfig) (*Instance
 		sink:    logSink{log: log, guest: newRate(logRate, logBurst)},
 		warn:    newRate(warnRate, warnBurst),
 		state:   newState(limits.StateMaxBytes, limits.StateMaxKeys),
-		metrics: m.rt.metrics.acquire(cfg.Tenant, cfg.ID),
+		metrics: m.rt.metrics.acquire(cfg.Tenant, cfg.ID, m.exports.httpFetch),
+		fetcher: fetch,
 		pool:    make(chan *slot, limits.PoolSize),
 		closing: make(chan struct{}),
 	}
 	s, err := in.instantiate(ctx)
 	if err != nil {
 		m.rt.metrics.release(in.tenant, in.id)
+		in.fetcher.close()
 		return nil, errors.Join(err, m.Close(ctx))
 	}
 	in.pool <- s
@@ -401,6 +411,7 @@ func (in *Instance) Close(ctx context.Context) error {
 			}
 		}
 		in.rt.metrics.release(in.tenant, in.id)
+		in.fetcher.close()
 		errs = append(errs, in.mod.Close(context.Background()))
 		done <- errors.Join(errs...)
 	}()

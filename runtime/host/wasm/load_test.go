@@ -21,7 +21,7 @@ func TestCompileRefuses(t *testing.T) {
 		{"bad_signature", []string{`export "sy_transform" has signature (func (export "sy_transform") (param i32) (result i32)), want (func (export "sy_transform") (result i32))`}},
 		{"env_import", []string{`import env.foo is not allowed: a module may import only switchyard_v1 and wasi_snapshot_preview1 functions`}},
 		{"bad_import_signature", []string{`import switchyard_v1.emit has signature (func (param i32) (result i32)), want (func (param i32 i32 i32 i32) (result i32))`}},
-		{"unknown_host_import", []string{`import switchyard_v1.http_fetch: switchyard_v1 has no function "http_fetch"`}},
+		{"unknown_host_import", []string{`import switchyard_v1.tcp_connect: switchyard_v1 has no function "tcp_connect"`}},
 		{"no_memory", []string{`missing export "memory"`}},
 		{"import_memory", []string{`import env.memory is not allowed: the module must define and export its own memory`}},
 		{"no_entry", []string{`missing export "sy_transform" or "sy_collect"`}},

@@ -31,6 +31,7 @@ type metrics struct {
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	replaced *prometheus.CounterVec
+	fetches  *prometheus.CounterVec
 
 	mu    sync.Mutex
 	users map[[2]string]int // instances per (tenant, instance) label pair
@@ -42,6 +43,7 @@ type instanceMetrics struct {
 	calls    [numResults]prometheus.Counter
 	duration prometheus.Observer
 	replaced prometheus.Counter
+	fetches  [numFetchResults]prometheus.Counter // nil unless the module imports http_fetch
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -60,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "switchyard_plugin_instances_replaced_total",
 			Help: "WASM module instances discarded after a trap, timeout or limit and replaced on next use.",
 		}, []string{"tenant", "instance"}),
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_plugin_http_fetches_total",
+			Help: "http_fetch calls of WASM plugin instances, by result (ok, not_allowed, limit, bad_argument, failed).",
+		}, []string{"tenant", "instance", "result"}),
 		users: map[[2]string]int{},
 	}
 	if reg != nil {
@@ -77,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.calls, m.duration, m.replaced}
+	return []prometheus.Collector{m.calls, m.duration, m.replaced, m.fetches}
 }
 
 func (m *metrics) unregister() {
@@ -90,8 +96,9 @@ func (m *metrics) unregister() {
 
 // acquire returns the children of an instance; release drops its series
 // when the last Instance with the same labels is closed (during a reload
-// the old and the new Instance of an id overlap).
-func (m *metrics) acquire(tenant, instance string) instanceMetrics {
+// the old and the new Instance of an id overlap). The http_fetch series
+// exist only for modules that import it (fetch).
+func (m *metrics) acquire(tenant, instance string, fetch bool) instanceMetrics {
 	m.mu.Lock()
 	m.users[[2]string{tenant, instance}]++
 	m.mu.Unlock()
@@ -101,6 +108,11 @@ func (m *metrics) acquire(tenant, instance string) instanceMetrics {
 	}
 	im.duration = m.duration.WithLabelValues(tenant, instance)
 	im.replaced = m.replaced.WithLabelValues(tenant, instance)
+	if fetch {
+		for r, l := range fetchResultLabels {
+			im.fetches[r] = m.fetches.WithLabelValues(tenant, instance, l)
+		}
+	}
 	return im
 }
 
@@ -116,4 +128,5 @@ func (m *metrics) release(tenant, instance string) {
 	m.calls.DeletePartialMatch(labels)
 	m.duration.Delete(labels)
 	m.replaced.Delete(labels)
+	m.fetches.DeletePartialMatch(labels)
 }

@@ -56,6 +56,8 @@ type slot struct {
 	outBytes int
 	limitErr error // the first limit the call hit
 	failMsg  string
+	httpResp []byte // the response of the call's last http_fetch
+	httpErr  string // why the call's last http_fetch failed
 }
 
 // batch holds the outputs of one call; batches are recycled.
@@ -169,6 +171,7 @@ func (s *slot) reset() {
 	clear(s.out.msgs)
 	s.out.msgs = s.out.msgs[:0]
 	s.outBytes, s.limitErr, s.failMsg = 0, nil, ""
+	s.httpResp, s.httpErr = nil, ""
 	s.mem.refused = false
 }
 

@@ -23,6 +23,7 @@ const (
 // exports records which entry points a module has and its initial memory.
 type exports struct {
 	transform, collect bool
+	httpFetch          bool   // imports http_fetch
 	memoryMin          uint32 // pages
 }
 
@@ -45,6 +46,7 @@ var guestExports = []struct {
 // functions of allowed with their exact signatures and no memory, and must
 // export its memory and the ABI's entry points with their signatures.
 func validate(c wazero.CompiledModule, allowed map[string]map[string]api.FunctionDefinition) (exports, error) {
+	httpFetch := false
 	for _, def := range c.ImportedFunctions() {
 		mod, name, _ := def.Import()
 		funcs, ok := allowed[mod]
@@ -59,6 +61,7 @@ func validate(c wazero.CompiledModule, allowed map[string]map[string]api.Functio
 			return exports{}, fmt.Errorf("import %s.%s has signature %s, want %s",
 				mod, name, watFunc("", def.ParamTypes(), def.ResultTypes()), watFunc("", want.ParamTypes(), want.ResultTypes()))
 		}
+		httpFetch = httpFetch || mod == hostModule && name == "http_fetch"
 	}
 	for _, def := range c.ImportedMemories() {
 		mod, name, _ := def.Import()
@@ -83,7 +86,7 @@ func validate(c wazero.CompiledModule, allowed map[string]map[string]api.Functio
 				e.name, watFunc(e.name, def.ParamTypes(), def.ResultTypes()), want)
 		}
 	}
-	ex := exports{memoryMin: mem.Min()}
+	ex := exports{memoryMin: mem.Min(), httpFetch: httpFetch}
 	_, ex.transform = funcs[exportTransform]
 	_, ex.collect = funcs[exportCollect]
 	if !ex.transform && !ex.collect {

@@ -15,8 +15,10 @@
 // across calls, for plugins that remember. The host's
 // rules are kept: the configuration is "{}" when empty; an empty subject is the input's; a
 // subject must be valid UTF-8; emitting outside a call is not allowed; a failed call (an
-// error or a panic) emits nothing. The host's resource limits (memory, call deadline, emits
-// per call) are not simulated.
+// error or a panic) emits nothing; guest.HTTPFetch reaches only the hosts listed in
+// Options.HTTP, with the host's checks, redirects, timeout and size limits, and is refused
+// without them. The host's other resource limits (memory, call deadline, emits per call) are
+// not simulated.
 //
 // The plugin is one set of package-level functions and variables, as a WASM module is, so
 // calls from several Instances or goroutines are serialised, and an Instance's Init sets the

@@ -16,9 +16,42 @@ type Instance struct {
 
 // New creates an instance with config as its settings (a JSON object; empty means "{}") and
 // runs the registered Init function, if any, as the host does once per instance. It returns
-// Init's error.
+// Init's error. Its guest.HTTPFetch is refused, as the host refuses it to an instance
+// without listed hosts; see NewWithOptions.
 func New(config []byte) (*Instance, error) {
+	return NewWithOptions(config, Options{})
+}
+
+// Options are the host's settings of an instance besides its configuration.
+type Options struct {
+	// HTTP is what guest.HTTPFetch may reach.
+	HTTP HTTP
+}
+
+// HTTP is an instance's http_fetch policy, as the host applies it (sdk/ABI.md): Hosts lists
+// what guest.HTTPFetch may reach, each "host" (on the scheme's default port), "host:port",
+// "*.example.com" or "*.example.com:port", matched against the URL's host name, also on every
+// redirect (at most 3). Zero Timeout, MaxResponse and MaxRequest take the host's defaults: 5 s,
+// 1 MiB of response body, 64 KiB of request JSON. No Hosts: every fetch fails with
+// guest.ErrNotAllowed.
+//
+// The fetches are real HTTP requests: point them at a server the test starts, such as an
+// httptest.Server, and list its host:port.
+type HTTP struct {
+	Hosts       []string
+	Timeout     time.Duration
+	MaxResponse int64
+	MaxRequest  int64
+}
+
+// NewWithOptions is New with the host's settings of the instance; it refuses a malformed
+// host pattern.
+func NewWithOptions(config []byte, opts Options) (*Instance, error) {
 	i := &Instance{host: native.New(config)}
+	p := opts.HTTP
+	if err := i.host.SetHTTP(native.HTTPPolicy{Hosts: p.Hosts, Timeout: p.Timeout, MaxResponse: p.MaxResponse, MaxRequest: p.MaxRequest}); err != nil {
+		return nil, err
+	}
 	if err := i.host.Init(); err != nil {
 		return nil, err
 	}

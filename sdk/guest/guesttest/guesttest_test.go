@@ -5,7 +5,12 @@ package guesttest_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,6 +61,17 @@ func init() {
 				return errors.New("failed after emitting")
 			}
 			return nil
+		case "fetch": // fetches the request in the payload, "METHOD URL BODY"
+			parts := strings.SplitN(string(in.Payload), " ", 3)
+			req := guest.HTTPRequest{Method: parts[0], URL: parts[1], Header: map[string]string{"X-Test": "t1"}}
+			if len(parts) == 3 {
+				req.Body = []byte(parts[2])
+			}
+			resp, err := guest.HTTPFetch(req)
+			if err != nil {
+				return err
+			}
+			return out.Emit(strconv.Itoa(resp.Status)+"."+resp.Header["X-Reply"], resp.Body)
 		}
 		return fmt.Errorf("unexpected subject %q", in.Subject)
 	})
@@ -214,5 +230,85 @@ func TestConcurrentInstances(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+func TestHTTPFetch(t *testing.T) {
+	away := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the host not listed got a request for %s", r.URL)
+	}))
+	t.Cleanup(away.Close)
+	awayURL := strings.Replace(away.URL, "127.0.0.1", "localhost", 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Reply", "yes")
+		fmt.Fprintf(w, "%s %s ", r.Method, r.Header.Get("X-Test"))
+		_, _ = w.Write(body)
+	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(make([]byte, 2048))
+	})
+	mux.Handle("/away", http.RedirectHandler(awayURL+"/x", http.StatusFound))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	_ = l.Close()
+
+	i, err := guesttest.NewWithOptions(nil, guesttest.Options{HTTP: guesttest.HTTP{
+		Hosts:       []string{strings.TrimPrefix(srv.URL, "http://"), strings.TrimPrefix(closed, "http://")},
+		MaxResponse: 1024,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, request string
+		wantSubject   string // of the one output
+		wantBody      string
+		wantIs        error
+		wantErr       string // contained in the error
+	}{
+		{name: "GET", request: "GET " + srv.URL + "/echo", wantSubject: "200.yes", wantBody: "GET t1 "},
+		{name: "POST binary body", request: "POST " + srv.URL + "/echo \xff\x00", wantSubject: "200.yes", wantBody: "POST t1 \xff\x00"},
+		{name: "host not listed", request: "GET " + awayURL + "/x", wantIs: guest.ErrNotAllowed,
+			wantErr: `guest: http fetch: not allowed here: host "` + strings.TrimPrefix(awayURL, "http://") + `" is not in`},
+		{name: "redirect not listed", request: "GET " + srv.URL + "/away", wantIs: guest.ErrNotAllowed, wantErr: "redirect: host"},
+		{name: "method", request: "DELETE " + srv.URL + "/echo", wantIs: guest.ErrNotAllowed, wantErr: "method DELETE"},
+		{name: "body over the limit", request: "GET " + srv.URL + "/big", wantIs: guest.ErrLimit, wantErr: "exceeds the limit of 1024"},
+		{name: "connection refused", request: "GET " + closed + "/x", wantIs: guest.ErrFailed, wantErr: "refused"},
+		{name: "relative url", request: "GET /x", wantIs: guest.ErrBadArgument, wantErr: "absolute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := i.Transform(guest.Message{Subject: "fetch", Payload: []byte(tt.request)})
+			if tt.wantIs != nil {
+				if !errors.Is(err, tt.wantIs) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %v containing %q", err, tt.wantIs, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || len(out) != 1 || out[0].Subject != tt.wantSubject || string(out[0].Payload) != tt.wantBody {
+				t.Fatalf("got %+v, %v; want %s %q", out, err, tt.wantSubject, tt.wantBody)
+			}
+		})
+	}
+
+	off, err := guesttest.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := off.Transform(guest.Message{Subject: "fetch", Payload: []byte("GET " + srv.URL + "/echo")}); !errors.Is(err, guest.ErrNotAllowed) {
+		t.Errorf("without hosts: %v, want ErrNotAllowed", err)
+	}
+	if _, err := guesttest.NewWithOptions(nil, guesttest.Options{HTTP: guesttest.HTTP{Hosts: []string{"http://x/"}}}); err == nil {
+		t.Error("a URL as a host pattern was accepted")
+	}
+	if _, err := guest.HTTPFetch(guest.HTTPRequest{URL: srv.URL + "/echo"}); !errors.Is(err, guest.ErrNotAllowed) {
+		t.Errorf("outside a call: %v, want ErrNotAllowed", err)
 	}
 }

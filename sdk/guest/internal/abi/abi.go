@@ -10,6 +10,7 @@ const (
 	BadArgument int32 = -2
 	Limit       int32 = -3
 	NotAllowed  int32 = -4
+	Failed      int32 = -5 // http_fetch only: a network error or a timeout
 )
 
 // Fields of the input message, the first argument of the input import.

@@ -13,6 +13,7 @@
 //	state.get       emit the value under "k"; fail when there is none
 //	state.delete    delete "k"
 //	bad.subject     emit under a subject that is not UTF-8 and fail with the kit's error
+//	http.fetch      GET the URL in the payload and emit "<status> <body>"; fail with the kit's error
 //	(anything else) emit the payload unchanged
 //
 // Its collector emits the call's time (RFC 3339 with nanoseconds) under the subject of the

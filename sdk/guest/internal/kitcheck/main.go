@@ -71,6 +71,12 @@ func transform(in guest.Message, out *guest.Output) error {
 		return guest.StateDelete("k")
 	case "bad.subject":
 		return out.Emit("\xff", in.Payload)
+	case "http.fetch":
+		resp, err := guest.HTTPFetch(guest.HTTPRequest{URL: string(in.Payload)})
+		if err != nil {
+			return err
+		}
+		return out.Emit("", append(strconv.AppendInt(nil, int64(resp.Status), 10), append([]byte(" "), resp.Body...)...))
 	}
 	return out.Emit("", in.Payload)
 }

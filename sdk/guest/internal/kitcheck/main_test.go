@@ -4,6 +4,9 @@ package main
 
 import (
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +119,29 @@ func TestCollectAndInit(t *testing.T) {
 		if err != nil || len(out) != 1 || out[0].Subject != tt.wantSubject || string(out[0].Payload) != now.Format(time.RFC3339Nano) {
 			t.Errorf("config %s: got %+v, %v; want one %s at %v", tt.config, out, err, tt.wantSubject, now)
 		}
+	}
+}
+
+func TestHTTPFetch(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "fetched "+r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	i, err := guesttest.NewWithOptions(nil, guesttest.Options{HTTP: guesttest.HTTP{Hosts: []string{strings.TrimPrefix(srv.URL, "http://")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := i.Transform(guest.Message{Subject: "http.fetch", Payload: []byte(srv.URL + "/a")})
+	if err != nil || len(out) != 1 || string(out[0].Payload) != "200 fetched /a" {
+		t.Fatalf("got %+v, %v; want the response", out, err)
+	}
+
+	off, err := guesttest.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = off.Transform(guest.Message{Subject: "http.fetch", Payload: []byte(srv.URL + "/a")})
+	if !errors.Is(err, guest.ErrNotAllowed) {
+		t.Fatalf("without hosts: %v, want ErrNotAllowed", err)
 	}
 }

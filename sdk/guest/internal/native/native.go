@@ -67,6 +67,7 @@ type Host struct {
 	input   Input
 	now     int64 // the call's time; 0 means the wall clock
 	emitted []Emitted
+	http    *httpFetcher // nil: http_fetch refuses every request
 }
 
 // New returns a Host whose instance has config as its settings ("{}" when config is empty).
