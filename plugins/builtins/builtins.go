@@ -10,4 +10,5 @@ import (
 	_ "github.com/switchyard/switchyard/plugins/collectors/homeassistant"
 	_ "github.com/switchyard/switchyard/plugins/collectors/http"
 	_ "github.com/switchyard/switchyard/plugins/collectors/mqtt"
+	_ "github.com/switchyard/switchyard/plugins/collectors/system"
 )
