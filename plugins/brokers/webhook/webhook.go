@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard/switchyard/plugins/internal/httpcheck"
 	"github.com/switchyard/switchyard/plugins/internal/payload"
 	"github.com/switchyard/switchyard/sdk/plugin"
 )
@@ -176,11 +177,11 @@ func (w *Webhook) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if err := checkURL(w.URL, w.url); err != nil {
+	if err := httpcheck.URL(w.URL, w.url); err != nil {
 		bad("url", "%v", err)
 	}
 	for name, value := range w.Headers {
-		if err := checkHeader(name, value); err != nil {
+		if err := httpcheck.Header(name, value); err != nil {
 			bad("headers", "%v", err)
 		} else if w.Secret != "" && http.CanonicalHeaderKey(name) == SignatureHeader {
 			bad("headers", "%s is set from secret; leave it out of headers", SignatureHeader)
@@ -475,39 +476,4 @@ func parseDuration(s string, def time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("want a duration such as \"5s\", got %q", s)
 	}
 	return d, nil
-}
-
-// checkURL checks an absolute http or https URL with a host.
-func checkURL(raw string, u *url.URL) error {
-	switch {
-	case raw == "":
-		return errors.New("is required")
-	case u == nil:
-		return fmt.Errorf("%q is not a URL", raw)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("%q: want an http or https URL, got scheme %q", u.Redacted(), u.Scheme)
-	case u.Host == "":
-		return fmt.Errorf("%q has no host", u.Redacted())
-	}
-	return nil
-}
-
-// checkHeader checks a header name (an RFC 9110 token) and value (no
-// control characters but tab).
-func checkHeader(name, value string) error {
-	if name == "" {
-		return errors.New("empty header name")
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return fmt.Errorf("header name %q: character %q not allowed", name, c)
-		}
-	}
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return fmt.Errorf("header %q: the value has a control character", name)
-		}
-	}
-	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/switchyard/switchyard/plugins/internal/httpcheck"
 	"github.com/switchyard/switchyard/plugins/internal/payload"
 	"github.com/switchyard/switchyard/sdk/plugin"
 )
@@ -150,11 +151,11 @@ func (c *Collector) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if err := checkURL(c.URL, c.url); err != nil {
+	if err := httpcheck.URL(c.URL, c.url); err != nil {
 		bad("url", "%v", err)
 	}
 	for name, value := range c.Headers {
-		if err := checkHeader(name, value); err != nil {
+		if err := httpcheck.Header(name, value); err != nil {
 			bad("headers", "%v", err)
 		}
 	}
@@ -554,41 +555,6 @@ func formatSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10) + "B"
-}
-
-// checkURL checks an absolute http or https URL with a host.
-func checkURL(raw string, u *url.URL) error {
-	switch {
-	case raw == "":
-		return errors.New("is required")
-	case u == nil:
-		return fmt.Errorf("%q is not a URL", raw)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("%q: want an http or https URL, got scheme %q", u.Redacted(), u.Scheme)
-	case u.Host == "":
-		return fmt.Errorf("%q has no host", u.Redacted())
-	}
-	return nil
-}
-
-// checkHeader checks a header name (an RFC 9110 token) and value (no
-// control characters but tab).
-func checkHeader(name, value string) error {
-	if name == "" {
-		return errors.New("empty header name")
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return fmt.Errorf("header name %q: character %q not allowed", name, c)
-		}
-	}
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return fmt.Errorf("header %q: the value has a control character", name)
-		}
-	}
-	return nil
 }
 
 // validToken checks a subject token: not empty, no '.', no wildcard, no
