@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -32,9 +33,11 @@ const jsonSpace = " \t\r\n"
 
 // DecodeConfig decodes raw, the JSON object of one plugin instance's settings, into into
 // (a pointer, usually the value Info.New returned). It is strict: a field into does not
-// have, a value of the wrong type, anything but an object at the top, and any data after the
-// object are errors; those errors are *ConfigError. Empty or all-white-space raw means no
-// settings and leaves into unchanged.
+// have, a key in another case than the field's, a key given twice, a value of the wrong
+// type, anything but an object at the top, and any data after the object are errors; those
+// errors are *ConfigError, naming the field's dotted path when there is one (an error of a
+// field's own UnmarshalJSON included). Empty or all-white-space raw means no settings and
+// leaves into unchanged.
 func DecodeConfig(raw []byte, into any) error {
 	lead := len(raw) - len(bytes.TrimLeft(raw, jsonSpace))
 	trimmed := bytes.TrimRight(raw[lead:], jsonSpace)
@@ -43,6 +46,11 @@ func DecodeConfig(raw []byte, into any) error {
 	}
 	if trimmed[0] != '{' {
 		return &ConfigError{Msg: "want a JSON object"}
+	}
+	if t := reflect.TypeOf(into); t != nil && t.Kind() == reflect.Pointer && json.Valid(trimmed) {
+		if err := checkKeys(trimmed, t.Elem(), ""); err != nil {
+			return err
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()

@@ -16,7 +16,6 @@ package system
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,33 +65,16 @@ type Stats struct {
 	LastMalformedAt time.Time // when it was seen
 }
 
-// Interval is the interval key: a plugin.Duration whose decoding error names
-// the key (the strict decoder reports a field's own error without it).
-type Interval plugin.Duration
-
-// UnmarshalJSON reads a duration string such as "10s".
-func (d *Interval) UnmarshalJSON(b []byte) error {
-	var v plugin.Duration
-	if err := v.UnmarshalJSON(b); err != nil {
-		return fmt.Errorf("interval: %w", err)
-	}
-	*d = Interval(v)
-	return nil
-}
-
-// MarshalJSON writes the duration string.
-func (d Interval) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
 // Collector is one configured instance. Its exported fields are its
 // configuration, decoded strictly with plugin.DecodeConfig.
 type Collector struct {
-	Interval        *Interval `json:"interval"`
-	SubjectPrefix   string    `json:"subject_prefix"`
-	Groups          []string  `json:"groups"`
-	PerCore         bool      `json:"per_core"`
-	Mounts          []string  `json:"mounts"`
-	Interfaces      []string  `json:"interfaces"`
-	IncludeLoopback bool      `json:"include_loopback"`
+	Interval        *plugin.Duration `json:"interval"`
+	SubjectPrefix   string           `json:"subject_prefix"`
+	Groups          []string         `json:"groups"`
+	PerCore         bool             `json:"per_core"`
+	Mounts          []string         `json:"mounts"`
+	Interfaces      []string         `json:"interfaces"`
+	IncludeLoopback bool             `json:"include_loopback"`
 	// Root prefixes every /proc and /sys path and the mount points given to
 	// statfs: a fixture tree in tests, or the host's / mounted into a
 	// container.
