@@ -165,7 +165,7 @@ func loadWASM(ctx context.Context, rt *wasm.Runtime, d config.Plugin, tenant str
 }
 
 func loadBuiltin(ctx context.Context, d config.Plugin, tenant string, cfg []byte, log *slog.Logger) (*instance, error) {
-	native, err := builtin.New(ctx, d.Use, tenant, d.ID, cfg)
+	native, err := builtin.New(plugin.WithLogger(ctx, log), d.Use, tenant, d.ID, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,9 @@
 package plugin
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"errors"
 	"strings"
 	"testing"
@@ -154,5 +156,15 @@ func TestDuration(t *testing.T) {
 	}
 	if b, _ := json.Marshal(Duration(90 * time.Second)); string(b) != `"1m30s"` {
 		t.Errorf("marshal: %s", b)
+	}
+}
+
+func TestLogger(t *testing.T) {
+	if Logger(context.Background()) != slog.Default() {
+		t.Error("Logger of a context without one is not slog.Default()")
+	}
+	log := slog.New(slog.DiscardHandler)
+	if Logger(WithLogger(context.Background(), log)) != log {
+		t.Error("Logger does not return the logger WithLogger set")
 	}
 }

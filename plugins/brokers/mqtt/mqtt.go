@@ -93,7 +93,7 @@ func New(raw []byte) (*Broker, error) {
 // Provision checks the connection keys, fills in defaults, loads the TLS
 // files and parses the topic template. It does not connect: the first
 // Publish does.
-func (b *Broker) Provision(context.Context) error {
+func (b *Broker) Provision(ctx context.Context) error {
 	link, err := b.Options.Prepare()
 	if err != nil {
 		return err
@@ -111,7 +111,7 @@ func (b *Broker) Provision(context.Context) error {
 		return fmt.Errorf("topic: %w", err)
 	}
 	b.refused = make(chan struct{})
-	b.log = slog.Default().With("plugin", Use, "server", link.URL.String(), "client_id", link.ClientID)
+	b.log = plugin.Logger(ctx).With("plugin", Use, "server", link.URL.String(), "client_id", link.ClientID)
 	return nil
 }
 

@@ -130,7 +130,7 @@ func (c *Collector) setErr(err error) {
 
 // Provision applies the defaults, derives the WebSocket and REST addresses
 // from url and reads tls.ca_file.
-func (c *Collector) Provision(context.Context) error {
+func (c *Collector) Provision(ctx context.Context) error {
 	c.withDefaults()
 	ends, err := parseURL(c.URL)
 	if err != nil {
@@ -163,7 +163,7 @@ func (c *Collector) Provision(context.Context) error {
 			IdleConnTimeout:     90 * time.Second,
 		},
 	}
-	c.log = slog.Default().With("plugin", Use)
+	c.log = plugin.Logger(ctx).With("plugin", Use)
 	c.ready = true
 	return nil
 }

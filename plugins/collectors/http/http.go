@@ -104,7 +104,7 @@ type Collector struct {
 // Provision reads the durations, the size, the URL and the sensor paths and
 // fills in defaults. It refuses values it cannot read; Validate checks the
 // rest.
-func (c *Collector) Provision(context.Context) error {
+func (c *Collector) Provision(ctx context.Context) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -137,7 +137,7 @@ func (c *Collector) Provision(context.Context) error {
 		return err
 	}
 	c.client = &http.Client{Transport: newTransport()}
-	c.log = slog.Default().With("plugin", Use)
+	c.log = plugin.Logger(ctx).With("plugin", Use)
 	if c.url != nil {
 		c.log = c.log.With("url", c.url.Redacted())
 	}

@@ -98,7 +98,7 @@ func New(raw []byte) (*Collector, error) {
 }
 
 // Provision checks the connection keys, fills in defaults and loads the TLS files.
-func (c *Collector) Provision(context.Context) error {
+func (c *Collector) Provision(ctx context.Context) error {
 	if !c.CleanStart && c.ClientID == "" {
 		return errors.New("client_id: is required for a persistent session (clean_start false); the server keeps the session under this id")
 	}
@@ -111,7 +111,7 @@ func (c *Collector) Provision(context.Context) error {
 	if c.SessionExpiry != nil {
 		c.expiry = time.Duration(*c.SessionExpiry)
 	}
-	c.log = slog.Default().With("plugin", Use, "server", link.URL.String(), "client_id", link.ClientID)
+	c.log = plugin.Logger(ctx).With("plugin", Use, "server", link.URL.String(), "client_id", link.ClientID)
 	return nil
 }
 

@@ -93,7 +93,7 @@ type Collector struct {
 
 // Provision fills in defaults and checks the configuration, naming every
 // problem by its key. It fails on any system but Linux.
-func (c *Collector) Provision(context.Context) error {
+func (c *Collector) Provision(ctx context.Context) error {
 	if err := supported(); err != nil {
 		return fmt.Errorf("%s: %w", Use, err)
 	}
@@ -169,7 +169,7 @@ func (c *Collector) Provision(context.Context) error {
 		now:             time.Now,
 		statfs:          statfs,
 	}
-	c.log = slog.Default().With("plugin", Use)
+	c.log = plugin.Logger(ctx).With("plugin", Use)
 	return nil
 }
 

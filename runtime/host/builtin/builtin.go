@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ type Instance struct {
 	tenant   string
 	instance string
 	value    any
+	log      *slog.Logger // the instance's, given to its every call (plugin.Logger)
 
 	calls, errors atomic.Uint64
 	mu            sync.Mutex
@@ -42,6 +44,8 @@ type Instance struct {
 
 // New makes instance id of tenant, of the built-in registered under use, with
 // config (a JSON object) decoded strictly, then provisioned and validated.
+// The logger of ctx (plugin.Logger) is the instance's: New and every call
+// hand it to the plugin with the tenant, plugin and instance attributes.
 // The error names what is wrong: an unknown plugin (with the ones this build
 // has), a configuration key, or the plugin's own complaint.
 func New(ctx context.Context, use, tenant, id string, config []byte) (*Instance, error) {
@@ -57,7 +61,9 @@ func New(ctx context.Context, use, tenant, id string, config []byte) (*Instance,
 		}
 		return nil, fmt.Errorf("%s is not built into this relay (built in: %s)", use, strings.Join(known, ", "))
 	}
-	in := &Instance{id: pid, tenant: tenant, instance: id, value: info.New()}
+	in := &Instance{id: pid, tenant: tenant, instance: id, value: info.New(),
+		log: plugin.Logger(ctx).With("tenant", tenant, "plugin", use, "instance", id)}
+	ctx = plugin.WithLogger(ctx, in.log)
 	if len(config) == 0 {
 		config = []byte("{}")
 	}
@@ -116,6 +122,7 @@ func (in *Instance) Collect(ctx context.Context, emit func(plugin.Message) error
 	if !ok {
 		return fmt.Errorf("%s is not a collector", in.id)
 	}
+	ctx = plugin.WithLogger(ctx, in.log)
 	return in.call(func() error {
 		return c.Collect(ctx, plugin.EmitFunc(func(m plugin.Message) error {
 			m.Tenant, m.Source = in.tenant, in.instance
@@ -134,6 +141,7 @@ func (in *Instance) Transform(ctx context.Context, m plugin.Message, emit func(p
 		return fmt.Errorf("%s is not a transform", in.id)
 	}
 	var out []plugin.Message
+	ctx = plugin.WithLogger(ctx, in.log)
 	err := in.call(func() error {
 		return t.Transform(ctx, m, plugin.EmitFunc(func(o plugin.Message) error {
 			o.Tenant = in.tenant
@@ -156,6 +164,7 @@ func (in *Instance) Publish(ctx context.Context, batch []plugin.Message) error {
 	if !ok {
 		return fmt.Errorf("%s is not a broker", in.id)
 	}
+	ctx = plugin.WithLogger(ctx, in.log)
 	return in.call(func() error { return b.Publish(ctx, batch) })
 }
 

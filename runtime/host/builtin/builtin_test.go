@@ -1,8 +1,10 @@
 package builtin
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -141,5 +143,34 @@ func TestPublishAndCleanup(t *testing.T) {
 	}
 	if err := in.Collect(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "not a collector") {
 		t.Errorf("Collect on a broker: %v", err)
+	}
+}
+
+type chatty struct{}
+
+func (chatty) Collect(ctx context.Context, out plugin.Emitter) error {
+	plugin.Logger(ctx).Info("hello from the plugin")
+	return nil
+}
+
+func init() {
+	plugin.Register(plugin.Info{ID: "collectors.test-chatty", New: func() any { return new(chatty) }})
+}
+
+func TestPluginLogsCarryTheInstance(t *testing.T) {
+	var buf bytes.Buffer
+	ctx := plugin.WithLogger(t.Context(), slog.New(slog.NewTextHandler(&buf, nil)))
+	in, err := New(ctx, "collectors.test-chatty", "acme", "talker", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Collect(t.Context(), func(plugin.Message) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	line := buf.String()
+	for _, want := range []string{"hello from the plugin", "tenant=acme", "plugin=collectors.test-chatty", "instance=talker"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log %q lacks %q", line, want)
+		}
 	}
 }
