@@ -3,8 +3,8 @@ package plugin
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
