@@ -373,6 +373,9 @@ func (v *validation) plugins(plugins []Plugin) map[tenantID]declaredPlugin {
 				v.add(path+".module", "must be empty for runtime builtin: built-in plugins are compiled in")
 			}
 		}
+		if p.Runtime == "wasm" && strings.HasPrefix(p.Use, "brokers.") {
+			v.add(path+".runtime", "a broker cannot run as wasm (the guest ABI has collectors and transforms only): use builtin or process")
+		}
 		switch {
 		case p.Runtime == "process" && p.SHA256 == "":
 			v.add(path+".sha256", "is required for runtime process: the hex sha256 of the binary at module (sha256sum prints it)")

@@ -86,7 +86,7 @@ func TestValidate(t *testing.T) {
 			c.Plugins = []Plugin{
 				{ID: "up", Use: "transforms.upper", Runtime: "builtin"},
 				{ID: "up", Tenant: "acme", Use: "transforms.upper", Runtime: "builtin"},
-				{ID: "out", Tenant: "default", Use: "brokers.mqtt", Runtime: "wasm", Module: "m.wasm"},
+				{ID: "out", Tenant: "default", Use: "brokers.mqtt", Runtime: "builtin"},
 			}
 			c.Junctions = []Junction{
 				{ID: "j", Source: "device.>", Transforms: []string{"up"}, Targets: []Target{{Broker: "out"}}},
@@ -132,6 +132,7 @@ func TestValidate(t *testing.T) {
 				{ID: "fetcher", Use: "collectors.weather", Runtime: "wasm", Module: "w.wasm", Interval: time.Minute,
 					HTTPFetch: HTTPFetch{Hosts: []string{"api.example", "https://api.example/x", ""}, Timeout: -1, MaxResponse: -1}},
 				{ID: "hook", Use: "brokers.webhook", Runtime: "builtin", HTTPFetch: HTTPFetch{Hosts: []string{"a.example"}}},
+				{ID: "sandboxed-hook", Use: "brokers.webhook", Runtime: "wasm", Module: "h.wasm"},
 			}
 		}, []string{
 			`plugins[1].interval: is required for a wasm collector: how often it is called, e.g. 1s`,
@@ -145,6 +146,7 @@ func TestValidate(t *testing.T) {
 			`plugins[5].http_fetch.timeout: must not be negative`,
 			`plugins[5].http_fetch.max_response: must not be negative`,
 			`plugins[6].http_fetch: applies to wasm plugins only: a builtin plugin makes its own connections`,
+			`plugins[7].runtime: a broker cannot run as wasm (the guest ABI has collectors and transforms only): use builtin or process`,
 		}},
 		{"process plugin sha256 and env", func(c *Config) {
 			sum := strings.Repeat("ab", 32)
