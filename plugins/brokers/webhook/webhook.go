@@ -28,8 +28,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchyard/switchyard/plugins/internal/httpcheck"
 	"github.com/switchyard/switchyard/plugins/internal/payload"
+	"github.com/switchyard/switchyard/plugins/internal/webclient"
 	"github.com/switchyard/switchyard/sdk/plugin"
 )
 
@@ -159,7 +159,7 @@ func (w *Webhook) Provision(context.Context) error {
 		return err
 	}
 	w.client = &http.Client{
-		Transport: newTransport(),
+		Transport: webclient.NewTransport(),
 		// A 301/302/303 would turn the POST into a GET without the batch:
 		// a redirect is an answer, and not a 2xx.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -177,11 +177,11 @@ func (w *Webhook) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if err := httpcheck.URL(w.URL, w.url); err != nil {
+	if err := webclient.URL(w.URL, w.url); err != nil {
 		bad("url", "%v", err)
 	}
 	for name, value := range w.Headers {
-		if err := httpcheck.Header(name, value); err != nil {
+		if err := webclient.Header(name, value); err != nil {
 			bad("headers", "%v", err)
 		} else if w.Secret != "" && http.CanonicalHeaderKey(name) == SignatureHeader {
 			bad("headers", "%s is set from secret; leave it out of headers", SignatureHeader)
@@ -298,7 +298,7 @@ func (w *Webhook) post(ctx context.Context, body []byte, signature string) (retr
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {
-		return -1, unwrapURLError(err)
+		return -1, webclient.UnwrapURLError(err)
 	}
 	defer resp.Body.Close()
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
@@ -442,28 +442,6 @@ func printable(b []byte) string {
 		s += "…"
 	}
 	return s
-}
-
-// unwrapURLError drops the *url.Error wrapper, which repeats the method and
-// the URL (unredacted) that our own message names.
-func unwrapURLError(err error) error {
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		if uerr.Timeout() {
-			return fmt.Errorf("timed out: %w", uerr.Err)
-		}
-		return uerr.Err
-	}
-	return err
-}
-
-// newTransport is a transport of the instance's own, so that Cleanup closes
-// only its connections.
-func newTransport() http.RoundTripper {
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		return t.Clone()
-	}
-	return http.DefaultTransport
 }
 
 // parseDuration reads a Go duration; "" is def.

@@ -26,8 +26,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/switchyard/switchyard/plugins/internal/httpcheck"
 	"github.com/switchyard/switchyard/plugins/internal/payload"
+	"github.com/switchyard/switchyard/plugins/internal/webclient"
 	"github.com/switchyard/switchyard/sdk/plugin"
 )
 
@@ -136,7 +136,7 @@ func (c *Collector) Provision(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	c.client = &http.Client{Transport: newTransport()}
+	c.client = &http.Client{Transport: webclient.NewTransport()}
 	c.log = plugin.Logger(ctx).With("plugin", Use)
 	if c.url != nil {
 		c.log = c.log.With("url", c.url.Redacted())
@@ -151,11 +151,11 @@ func (c *Collector) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if err := httpcheck.URL(c.URL, c.url); err != nil {
+	if err := webclient.URL(c.URL, c.url); err != nil {
 		bad("url", "%v", err)
 	}
 	for name, value := range c.Headers {
-		if err := httpcheck.Header(name, value); err != nil {
+		if err := webclient.Header(name, value); err != nil {
 			bad("headers", "%v", err)
 		}
 	}
@@ -329,7 +329,7 @@ func (c *Collector) fetch(ctx context.Context) (any, error) {
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", c.url.Redacted(), unwrapURLError(err))
+		return nil, fmt.Errorf("GET %s: %w", c.url.Redacted(), webclient.UnwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -368,28 +368,6 @@ func decodeJSON(b []byte) (any, error) {
 		return nil, fmt.Errorf("unexpected data after the value at byte %d", dec.InputOffset())
 	}
 	return v, nil
-}
-
-// unwrapURLError drops the *url.Error wrapper, which repeats the method and
-// the URL (unredacted) that our own message already names.
-func unwrapURLError(err error) error {
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		if uerr.Timeout() {
-			return fmt.Errorf("timed out: %w", uerr.Err)
-		}
-		return uerr.Err
-	}
-	return err
-}
-
-// newTransport is a transport of the instance's own, so that Cleanup closes
-// only its connections.
-func newTransport() http.RoundTripper {
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		return t.Clone()
-	}
-	return http.DefaultTransport
 }
 
 // path is a parsed sensor path: object keys and array indexes, in order.

@@ -1,14 +1,38 @@
-// Package httpcheck holds the checks the native HTTP plugins
-// (collectors.http, brokers.webhook) make of their configuration: an
-// endpoint URL and request headers.
-package httpcheck
+// Package webclient is what the native HTTP plugins (collectors.http,
+// brokers.webhook) share as HTTP clients: the checks of an endpoint URL and
+// request headers in their configuration, a transport of their own, and the
+// wording of a request's error.
+package webclient
 
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 )
+
+// UnwrapURLError drops the *url.Error wrapper, which repeats the method and
+// the URL (unredacted) that the caller's own message already names.
+func UnwrapURLError(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		if uerr.Timeout() {
+			return fmt.Errorf("timed out: %w", uerr.Err)
+		}
+		return uerr.Err
+	}
+	return err
+}
+
+// NewTransport is a transport of the instance's own, so that closing its
+// idle connections touches no other instance's.
+func NewTransport() http.RoundTripper {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		return t.Clone()
+	}
+	return http.DefaultTransport
+}
 
 // URL checks an absolute http or https URL with a host; u is raw parsed
 // (nil when it did not parse).
