@@ -12,15 +12,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/runtime/config"
+	"github.com/switchyard/switchyard/plugins/internal/plugintest"
 	"github.com/switchyard/switchyard/sdk/plugin"
 )
 
@@ -555,35 +553,10 @@ func TestRegistered(t *testing.T) {
 // it declares one built-in instance of the plugin, that the plugin accepts
 // its configuration, and that the README shows it verbatim.
 func TestSample(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "plugins.yaml")
-	if err := os.WriteFile(path, []byte(Sample), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(config.Source{Path: path})
-	if err != nil {
-		t.Fatalf("sample.yaml: %v", err)
-	}
-	if len(cfg.Plugins) != 1 {
-		t.Fatalf("sample.yaml declares %d instances, want 1", len(cfg.Plugins))
-	}
-	p := cfg.Plugins[0]
-	if p.Use != Use || p.Runtime != "builtin" || p.Module != "" {
-		t.Fatalf("sample.yaml: use %q runtime %q module %q, want %s, builtin, no module", p.Use, p.Runtime, p.Module, Use)
-	}
-	raw, err := json.Marshal(p.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := plugintest.BuiltinSample(t, Sample, Use)
 	w := mustStart(t, string(raw))
 	if w.maxAttempts != 5 || w.Secret == "" || w.url.Scheme != "https" {
 		t.Errorf("sample decoded as %+v", w)
-	}
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(readme), Sample) {
-		t.Error("README.md does not show sample.yaml verbatim")
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/runtime/config"
+	"github.com/switchyard/switchyard/plugins/internal/plugintest"
 	"github.com/switchyard/switchyard/sdk/plugin"
 )
 
@@ -792,29 +792,8 @@ func TestNotProvisioned(t *testing.T) {
 // its config through the plugin's lifecycle, and checks that README.md shows
 // it verbatim.
 func TestSample(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "plugins.yaml")
-	if err := os.WriteFile(path, []byte(Sample), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(config.Source{Path: path})
-	if err != nil {
-		t.Fatalf("the runtime's loader refuses sample.yaml: %v", err)
-	}
-	if len(cfg.Plugins) != 1 || cfg.Plugins[0].Use != Use || cfg.Plugins[0].Runtime != "builtin" {
-		t.Fatalf("sample.yaml declares %+v, want one builtin %s", cfg.Plugins, Use)
-	}
-	raw, err := json.Marshal(cfg.Plugins[0].Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := plugintest.BuiltinSample(t, Sample, Use)
 	newCollector(t, string(raw))
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(readme), Sample) {
-		t.Error("README.md does not show sample.yaml verbatim")
-	}
 }
 
 func FuzzConfig(f *testing.F) {

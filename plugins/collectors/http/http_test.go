@@ -2,20 +2,17 @@ package http
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/runtime/config"
+	"github.com/switchyard/switchyard/plugins/internal/plugintest"
 	"github.com/switchyard/switchyard/sdk/plugin"
 )
 
@@ -519,35 +516,10 @@ func TestRegistered(t *testing.T) {
 // it declares one built-in instance of the plugin, that the plugin accepts
 // its configuration, and that the README shows it verbatim.
 func TestSample(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "plugins.yaml")
-	if err := os.WriteFile(path, []byte(Sample), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(config.Source{Path: path})
-	if err != nil {
-		t.Fatalf("sample.yaml: %v", err)
-	}
-	if len(cfg.Plugins) != 1 {
-		t.Fatalf("sample.yaml declares %d instances, want 1", len(cfg.Plugins))
-	}
-	p := cfg.Plugins[0]
-	if p.Use != Use || p.Runtime != "builtin" || p.Module != "" {
-		t.Fatalf("sample.yaml: use %q runtime %q module %q, want %s, builtin, no module", p.Use, p.Runtime, p.Module, Use)
-	}
-	raw, err := json.Marshal(p.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := plugintest.BuiltinSample(t, Sample, Use)
 	c := mustStart(t, string(raw))
 	if c.interval != 30*time.Second || c.maxBodySize != 256<<10 || len(c.Sensors) != 3 {
 		t.Errorf("sample decoded as interval %s max_body_size %d sensors %d", c.interval, c.maxBodySize, len(c.Sensors))
-	}
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(readme), Sample) {
-		t.Error("README.md does not show sample.yaml verbatim")
 	}
 }
 

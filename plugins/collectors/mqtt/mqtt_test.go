@@ -8,14 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/plugins/internal/plugintest"
 	"github.com/switchyard/switchyard/plugins/mosquittotest"
-	"github.com/switchyard/switchyard/runtime/config"
 	"github.com/switchyard/switchyard/sdk/plugin"
 )
 
@@ -111,30 +110,9 @@ func TestPayload(t *testing.T) {
 // TestSample loads sample.yaml with the runtime's loader (runtime builtin),
 // decodes its configuration, and checks that the README shows it.
 func TestSample(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "plugins.yaml")
-	if err := os.WriteFile(path, []byte(Sample), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(config.Source{Path: path})
-	if err != nil {
-		t.Fatalf("sample.yaml: %v", err)
-	}
-	if len(cfg.Plugins) != 1 || cfg.Plugins[0].Use != Use || cfg.Plugins[0].Runtime != "builtin" {
-		t.Fatalf("sample.yaml declares %+v, want one builtin %s", cfg.Plugins, Use)
-	}
-	raw, err := json.Marshal(cfg.Plugins[0].Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := plugintest.BuiltinSample(t, Sample, Use)
 	if _, err := New(raw); err != nil {
 		t.Fatalf("sample.yaml: config refused: %v", err)
-	}
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(readme), Sample) {
-		t.Error("README.md does not show sample.yaml verbatim")
 	}
 }
 

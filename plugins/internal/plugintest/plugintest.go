@@ -197,6 +197,41 @@ func Sample(t *testing.T, sample, use string, decode func(config []byte) error) 
 	}
 }
 
+// BuiltinSample is Sample for a built-in plugin: sample (sample.yaml) must
+// load with the runtime's own loader as one instance of use with runtime
+// builtin and no module, and README.md must show it verbatim. It returns the
+// instance's config as JSON, for the plugin's own check.
+func BuiltinSample(t *testing.T, sample, use string) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sample.yaml")
+	if err := os.WriteFile(path, []byte(sample), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.Source{Path: path})
+	if err != nil {
+		t.Fatalf("sample.yaml: %v", err)
+	}
+	if len(cfg.Plugins) != 1 {
+		t.Fatalf("sample.yaml declares %d plugin instances, want 1", len(cfg.Plugins))
+	}
+	p := cfg.Plugins[0]
+	if p.Use != use || p.Runtime != "builtin" || p.Module != "" {
+		t.Fatalf("sample.yaml: use %q runtime %q module %q, want %s, builtin, no module", p.Use, p.Runtime, p.Module, use)
+	}
+	raw, err := json.Marshal(p.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), sample) {
+		t.Error("README.md does not show sample.yaml verbatim")
+	}
+	return raw
+}
+
 // State is an in-memory plugin state, as the host keeps per instance.
 type State map[string][]byte
 
