@@ -117,6 +117,9 @@ func New(o Options) *Server {
 	t.GET("/keys/:id", s.getKey)
 	t.POST("/keys/:id/rotate", s.rotateKey)
 	t.DELETE("/keys/:id", s.deleteKey)
+	if o.Config.Pprof {
+		servePprof(e)
+	}
 	s.echo = e
 	s.access = map[string]access{}
 	for _, r := range s.Routes() {

@@ -80,6 +80,9 @@ type API struct {
 	OperatorKey string `koanf:"operator_key" secret:"true"`
 	// MaxBodySize bounds request bodies.
 	MaxBodySize ByteSize `koanf:"max_body_size"`
+	// Pprof serves Go's runtime profiles (net/http/pprof) under
+	// /api/v1/debug/pprof/, to the operator key only. Off by default.
+	Pprof bool `koanf:"pprof"`
 }
 
 // Store selects and configures the graph backend.
