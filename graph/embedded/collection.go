@@ -74,9 +74,9 @@ func (c collection[T, P]) decode(tb *bolt.Bucket, data []byte) (T, error) {
 func encode[T any, P record[T]](rec *T) (data []byte, observed *graph.Seen, err error) {
 	if d, ok := any(rec).(*graph.Device); ok {
 		plain := *d
-		if !d.LastSeen.IsZero() || d.Firmware != "" {
-			observed = &graph.Seen{Device: d.ID, At: d.LastSeen, Firmware: d.Firmware}
-		}
+		// Every device gets its seen entry, "never seen" included, so
+		// RecordSeen can tell a device exists from the seen bucket alone.
+		observed = &graph.Seen{Device: d.ID, At: d.LastSeen, Firmware: d.Firmware}
 		plain.LastSeen, plain.Firmware = time.Time{}, ""
 		data, err = json.Marshal(&plain)
 		return data, observed, err

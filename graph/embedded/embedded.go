@@ -38,6 +38,19 @@ const (
 	DefaultBatchDelay = time.Millisecond
 )
 
+// initialMmapSize is the address space bbolt maps at open (not memory: only
+// pages read are resident). bbolt otherwise maps the file's size rounded up
+// and remaps as it grows (doubling up to 1 GiB), and a remap waits for every
+// read transaction and unmaps every resident page; etcd maps 10 GiB for the
+// same reason. A larger file is mapped whole, as before.
+const initialMmapSize = 1 << 30
+
+// allocSize is how much the file grows past what a commit needs. With a
+// mapping larger than the file, bbolt grows it by AllocSize (16 MiB by
+// default) instead of to the mapping's size; 1 MiB keeps a small
+// installation's file small.
+const allocSize = 1 << 20
+
 var (
 	// ErrLocked is returned by Open when another process holds the file.
 	ErrLocked = errors.New("database is locked by another process")
@@ -102,7 +115,7 @@ func Open(path string, opts Options) (*Store, error) {
 	err := checkExisting(path, timeout)
 	var db *bolt.DB
 	if err == nil {
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: opts.NoSync})
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoSync: opts.NoSync, InitialMmapSize: initialMmapSize})
 	}
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
@@ -112,6 +125,7 @@ func Open(path string, opts Options) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("embedded: open %q: %w", path, err)
 	}
+	db.AllocSize = allocSize
 	db.MaxBatchDelay = opts.BatchDelay
 	if db.MaxBatchDelay <= 0 {
 		db.MaxBatchDelay = DefaultBatchDelay
@@ -495,10 +509,15 @@ func (s *Store) RecordSeen(ctx context.Context, batch []graph.Seen) error {
 			if err != nil {
 				return err
 			}
-			if devices.Get([]byte(e.Device)) == nil {
+			// The seen entry proves the device exists; only a device stored
+			// before every device had one needs the devices bucket, whose
+			// pages a flush of the whole fleet would otherwise read.
+			key := []byte(e.Device)
+			old := seen.Get(key)
+			if old == nil && devices.Get(key) == nil {
 				continue
 			}
-			if err := recordSeen(seen, e); err != nil {
+			if err := recordSeen(seen, e, old); err != nil {
 				return err
 			}
 		}

@@ -238,11 +238,10 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			info, err := os.Stat(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Truncate(path, info.Size()/2); err != nil {
+			// The file grows ahead of its data: cut into the data itself.
+			var need int64
+			boltFile(t, path, func(tx *bolt.Tx) error { need = tx.Size(); return nil })
+			if err := os.Truncate(path, need/2); err != nil {
 				t.Fatal(err)
 			}
 		}, embedded.ErrNotDatabase, "the file is truncated"},
@@ -782,4 +781,52 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("CreateTenant on an opened store: %v", err)
 		}
 	})
+}
+
+// A device stored before Create wrote a seen entry for every device has
+// none until its first sighting: RecordSeen must still record it (checking
+// the devices bucket), and must still skip an id no device has.
+func TestRecordSeenForADeviceWithoutSeenEntry(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := embedded.Open(path, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateTenant(ctx, graph.Tenant{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Tenant("acme").Devices().Create(ctx, device("old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	boltFile(t, path, func(tx *bolt.Tx) error {
+		seen := tx.Bucket([]byte("tenants")).Bucket([]byte("acme")).Bucket([]byte("seen"))
+		if seen.Get([]byte("old")) == nil {
+			t.Error("Create wrote no seen entry for a never-seen device")
+		}
+		return seen.Delete([]byte("old"))
+	})
+	s = openAt(t, path, embedded.Options{})
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	err = s.RecordSeen(ctx, []graph.Seen{
+		{Tenant: "acme", Device: "old", At: at, Firmware: "1.2.3"},
+		{Tenant: "acme", Device: "ghost", At: at},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Tenant("acme").Devices().Get(ctx, "old")
+	if err != nil || !d.LastSeen.Equal(at) || d.Firmware != "1.2.3" {
+		t.Errorf("device without a seen entry after RecordSeen: %+v, %v", d, err)
+	}
+	if _, err := s.Tenant("acme").Devices().Get(ctx, "ghost"); !errors.Is(err, graph.ErrNotFound) {
+		t.Errorf("RecordSeen of an unknown id created something: %v", err)
+	}
+	list, err := s.Tenant("acme").Devices().List(ctx)
+	if err != nil || len(list) != 1 {
+		t.Errorf("devices after RecordSeen: %d, %v", len(list), err)
+	}
 }

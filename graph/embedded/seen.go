@@ -16,7 +16,9 @@ import (
 // runs for the whole connected fleet every flush interval; this way it writes
 // a few bytes per device instead of decoding and re-encoding every record
 // (which, at 19,000 devices, tripled the relay's memory per connection), and
-// an Update cannot roll the fields back.
+// an Update cannot roll the fields back. Create writes the entry of every
+// device (zero nanoseconds: never seen), so a flush reads only this bucket;
+// devices stored before that have none until their first sighting.
 
 const deviceKind = "device"
 
@@ -49,14 +51,13 @@ func decodeSeen(v []byte) (at time.Time, firmware string, err error) {
 	return at, string(v[8:]), nil
 }
 
-// recordSeen applies one sighting; an empty firmware keeps the stored one.
-func recordSeen(seen *bolt.Bucket, e graph.Seen) error {
+// recordSeen applies one sighting over the stored entry old (nil: none);
+// an empty firmware keeps the stored one.
+func recordSeen(seen *bolt.Bucket, e graph.Seen, old []byte) error {
 	firmware := e.Firmware
-	if firmware == "" {
-		if old := seen.Get([]byte(e.Device)); old != nil {
-			if _, fw, err := decodeSeen(old); err == nil {
-				firmware = fw
-			}
+	if firmware == "" && old != nil {
+		if _, fw, err := decodeSeen(old); err == nil {
+			firmware = fw
 		}
 	}
 	return seen.Put([]byte(e.Device), encodeSeen(e.At, firmware))
