@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
 )
 
 func TestDecodeFrame(t *testing.T) {
@@ -109,8 +110,9 @@ func TestValidStream(t *testing.T) {
 
 func TestWireSize(t *testing.T) {
 	tests := []struct {
-		payload, tlsOverhead int
-		want                 int64
+		payload     int
+		tlsOverhead uint8
+		want        int64
 	}{
 		{0, 0, 2},
 		{125, 0, 127},
@@ -123,7 +125,7 @@ func TestWireSize(t *testing.T) {
 		{3 * 16384, 21, 3*16384 + 4 + 4*21}, // TLS 1.2 ChaCha20
 	}
 	for _, tt := range tests {
-		s := &session{tlsOverhead: int64(tt.tlsOverhead)}
+		s := &session{tlsOverhead: tt.tlsOverhead}
 		if got := s.wireSize(tt.payload); got != tt.want {
 			t.Errorf("wireSize(%d) with overhead %d = %d, want %d", tt.payload, tt.tlsOverhead, got, tt.want)
 		}
@@ -234,4 +236,12 @@ func compact(t *testing.T, raw json.RawMessage) string {
 		t.Fatalf("compact %q: %v", raw, err)
 	}
 	return b.String()
+}
+
+// A session is most of what the relay adds to nbio's state per connection;
+// past 256 bytes Go allocates it from the 288- or 320-byte size class.
+func TestSessionFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(session{}); n > 256 {
+		t.Errorf("a session takes %d bytes, more than the 256-byte size class: keep new per-connection state out of it or shrink another field", n)
+	}
 }

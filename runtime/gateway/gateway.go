@@ -620,7 +620,7 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	s := &session{g: g, ws: ws, id: id, sid: rand.Uint64(), connected: now.UnixNano(), model: id.Model, tlsOverhead: tlsOverhead(ws)}
+	s := &session{g: g, ws: ws, id: id, sid: rand.Uint64(), connected: now.UnixNano(), tlsOverhead: tlsOverhead(ws)}
 	s.lastActivity.Store(now.UnixNano())
 	// Upgrade cleared the pre-upgrade read deadline; nbio may arm it again
 	// late (see listener.settled). Clear it again now if nbio is done with
@@ -675,9 +675,9 @@ func (g *Gateway) finish(s *session, err error) {
 	s.state.Store(stateClosing)
 	s.dropQueueLocked()
 	greeted := s.greeted
-	code := s.closeCode
+	code := int(s.closeCode)
 	if code == 0 {
-		code = s.peerCode
+		code = int(s.peerCode)
 	}
 	s.mu.Unlock()
 	if code == 0 {
@@ -778,7 +778,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 // (0 for plain TCP): TLS 1.3 adds a 5-byte header, the inner content type
 // and a 16-byte tag; TLS 1.2 adds the header, the tag and, for AES-GCM, an
 // 8-byte explicit nonce. Only AEAD suites are offered (see New).
-func tlsOverhead(ws *websocket.Conn) int64 {
+func tlsOverhead(ws *websocket.Conn) uint8 {
 	hc, ok := ws.Conn.(*nbhttp.Conn)
 	if !ok {
 		return 0
@@ -963,7 +963,7 @@ func (g *Gateway) hello(s *session, f inFrame, now time.Time) {
 		return
 	}
 	if f.Model != "" {
-		s.model = f.Model
+		s.id.Model = f.Model
 	}
 	s.firmware, s.capabilities = f.Firmware, f.Capabilities
 	welcome := mustEncode(welcomeFrame{
@@ -1023,7 +1023,7 @@ func (g *Gateway) onPeerClose(c *websocket.Conn, code int, _ string) {
 		return // the device answered the relay's close
 	}
 	s.state.Store(stateClosing)
-	s.peerCode = code
+	s.peerCode = uint16(code) // a close frame carries 2 bytes of code
 	s.dropQueueLocked()
 	var payload []byte
 	if code != 1005 { // 1005: the device's close carried no code

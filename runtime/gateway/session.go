@@ -26,19 +26,16 @@ const closeLinger = time.Second
 type session struct {
 	g  *Gateway
 	ws *websocket.Conn
+	// id is the catalog's identity; id.Model is replaced by the model the
+	// device names in hello (under mu).
 	id Identity
 
 	sid       uint64
 	connected int64 // unix nanoseconds; immutable
-	// tlsOverhead is the bytes a TLS record adds to its plaintext (0: plain
-	// TCP). It lets the gateway count exactly what it hands to the socket.
-	tlsOverhead int64
 
 	lastActivity  atomic.Int64 // unix ns of the last frame (any kind) from the device
 	reported      atomic.Int64 // lastActivity last passed to SeenRecorder
-	state         atomic.Uint32
 	closeDeadline atomic.Int64 // unix ns: while closing, drop the TCP connection after this
-	finished      atomic.Bool
 	// acceptMark, when not 0, is the listener mark after which nbio's late
 	// pre-upgrade read deadline must be cleared (see listener.settled).
 	acceptMark atomic.Uint64
@@ -47,20 +44,27 @@ type session struct {
 	// nbio reports written to the socket. handed-written is what nbio still
 	// buffers for this connection.
 	handed, written atomic.Int64
+	state           atomic.Uint32
+	finished        atomic.Bool
 	// blocked: queued frames wait for nbio's buffer to drain; the write
 	// callback that sees it drained resumes the flush.
 	blocked atomic.Bool
+	// tlsOverhead is the bytes a TLS record adds to its plaintext (0: plain
+	// TCP). It lets the gateway count exactly what it hands to the socket.
+	tlsOverhead uint8
 
 	mu sync.Mutex
-	// Guarded by mu.
-	queue           [][]byte // encoded message frames not yet handed to nbio
-	model, firmware string
-	capabilities    []string
+	// Guarded by mu. The fields are ordered to keep a session within 256
+	// bytes (an allocation size class): it is most of what the relay adds
+	// per connection to nbio's own state (docs/BENCHMARKS.md).
 	greeted         bool
-	closeAfterFlush bool   // send the close frame once the queue is written
-	closeCode       int    // the code the relay sent or will send
-	closeReason     string //
-	peerCode        int    // the code of a close frame the device sent first
+	closeAfterFlush bool     // send the close frame once the queue is written
+	closeCode       uint16   // the code the relay sent or will send
+	peerCode        uint16   // the code of a close frame the device sent first
+	queue           [][]byte // encoded message frames not yet handed to nbio
+	firmware        string
+	capabilities    []string
+	closeReason     string
 }
 
 func (s *session) sessionID() string { return fmt.Sprintf("%016x", s.sid) }
@@ -80,7 +84,7 @@ func (s *session) wireSize(n int) int64 {
 		size += 2
 	}
 	if s.tlsOverhead > 0 {
-		size += s.tlsOverhead * ((size + tlsMaxRecord - 1) / tlsMaxRecord)
+		size += int64(s.tlsOverhead) * ((size + tlsMaxRecord - 1) / tlsMaxRecord)
 	}
 	return size
 }
@@ -210,7 +214,7 @@ func (s *session) closeLocked(code int, reason string, flush bool, deadline time
 		return
 	}
 	s.state.Store(stateClosing)
-	s.closeCode, s.closeReason = code, truncate(reason, maxCloseReason)
+	s.closeCode, s.closeReason = uint16(code), truncate(reason, maxCloseReason) // callers pass 1000–4999
 	s.closeDeadline.Store(deadline.UnixNano())
 	s.g.trackClosing(s)
 	if flush && (len(s.queue) > 0 || s.pendingLocked() > 0) {
@@ -224,7 +228,7 @@ func (s *session) closeLocked(code int, reason string, flush bool, deadline time
 
 func (s *session) sendCloseLocked() {
 	payload := make([]byte, 2+len(s.closeReason))
-	binary.BigEndian.PutUint16(payload, uint16(s.closeCode))
+	binary.BigEndian.PutUint16(payload, s.closeCode)
 	copy(payload[2:], s.closeReason)
 	if err := s.writeLocked("close", websocket.CloseMessage, payload); err != nil {
 		// The connection is gone already; nothing waits for an answer.
@@ -242,7 +246,7 @@ func (s *session) info() SessionInfo {
 		RemoteAddr:   s.ws.RemoteAddr().String(),
 		ConnectedAt:  time.Unix(0, s.connected).UTC(),
 		LastSeen:     time.Unix(0, s.lastActivity.Load()).UTC(),
-		Model:        s.model,
+		Model:        s.id.Model,
 		Firmware:     s.firmware,
 		Capabilities: s.capabilities,
 		QueueLength:  len(s.queue),
