@@ -58,7 +58,9 @@ func TestShippedPluginsInTheHost(t *testing.T) {
 func run(t *testing.T, mod *wasm.Module, use string, c plugintest.Case) {
 	ctx := context.Background()
 	in, err := mod.Instantiate(ctx, wasm.InstanceConfig{Tenant: "golden", ID: "case", Use: use, Config: c.Config,
-		Limits: wasm.Limits{CallTimeout: 5 * time.Second}}) // generous: the case checks values, not speed
+		// Generous: the case checks values, not speed (CI runs it under -race
+		// beside other packages' tests on 2 cores).
+		Limits: wasm.Limits{CallTimeout: 5 * time.Second, InitTimeout: 10 * time.Second}})
 	if err != nil {
 		t.Fatalf("instantiate: %v", err)
 	}

@@ -105,6 +105,11 @@ type Result struct {
 	RSSSamples []int64 `json:"rss_samples,omitempty"`
 	// RSSPerConnKiB is (RSSAfter-RSSBefore)/Connected in KiB.
 	RSSPerConnKiB float64 `json:"rss_per_conn_kib"`
+	// The same for anonymous memory alone (RssAnon: what the servers
+	// allocated, without mapped file pages); 0 when the kernel lacks it.
+	AnonBefore     int64   `json:"anon_before"`
+	AnonAfter      int64   `json:"anon_after"`
+	AnonPerConnKiB float64 `json:"anon_per_conn_kib"`
 	// ClientRSS is the workers' summed RSS at the end of the hold.
 	ClientRSS int64         `json:"client_rss"`
 	Elapsed   time.Duration `json:"elapsed"`
@@ -149,9 +154,11 @@ func Measure(ctx context.Context, o Options, srv Servers) (Result, error) {
 		Disconnects: map[string]int{}}
 
 	if len(srv.PIDs) > 0 {
-		if res.RSSBefore, err = sampleRSS(ctx, srv.PIDs, 3, 500*time.Millisecond); err != nil {
+		before, err := sampleResident(ctx, srv.PIDs, 3, 500*time.Millisecond)
+		if err != nil {
 			return res, fmt.Errorf("measure: rss before: %w", err)
 		}
+		res.RSSBefore, res.AnonBefore = before.Total, before.Anon
 	}
 
 	lifetime := o.ConnectTimeout + o.DialTimeout + o.Hold + time.Minute
@@ -176,6 +183,7 @@ func Measure(ctx context.Context, o Options, srv Servers) (Result, error) {
 		"seconds", fmt.Sprintf("%.1f", res.ConnectSeconds))
 
 	// Hold, sampling the RSS at Hold*k/Samples for k = 1..Samples.
+	var anon []int64
 	holdStart := time.Now()
 	for k := 1; k <= o.Samples; k++ {
 		at := holdStart.Add(o.Hold * time.Duration(k) / time.Duration(o.Samples))
@@ -185,16 +193,20 @@ func Measure(ctx context.Context, o Options, srv Servers) (Result, error) {
 		if len(srv.PIDs) == 0 {
 			continue
 		}
-		rss, err := ReadRSSSum(srv.PIDs)
+		rss, err := ReadResidentSum(srv.PIDs)
 		if err != nil {
 			return res, fmt.Errorf("measure: hold: %w", err)
 		}
-		res.RSSSamples = append(res.RSSSamples, rss)
+		res.RSSSamples = append(res.RSSSamples, rss.Total)
+		anon = append(anon, rss.Anon)
 	}
 	if len(srv.PIDs) > 0 {
-		res.RSSAfter = Median(res.RSSSamples)
+		res.RSSAfter, res.AnonAfter = Median(res.RSSSamples), Median(anon)
 		if res.Connected > 0 {
 			res.RSSPerConnKiB = float64(res.RSSAfter-res.RSSBefore) / 1024 / float64(res.Connected)
+			if res.AnonAfter > 0 {
+				res.AnonPerConnKiB = float64(res.AnonAfter-res.AnonBefore) / 1024 / float64(res.Connected)
+			}
 		}
 	}
 
@@ -346,23 +358,23 @@ func latencyOf(micros []int64) Latency {
 	return Latency{P50: at(0.50), P99: at(0.99), Max: at(1)}
 }
 
-// sampleRSS returns the median of n samples of the summed RSS of pids,
-// taken every interval.
-func sampleRSS(ctx context.Context, pids []int, n int, interval time.Duration) (int64, error) {
-	samples := make([]int64, 0, n)
+// sampleResident returns the medians of n samples of the summed resident
+// memory of pids, taken every interval.
+func sampleResident(ctx context.Context, pids []int, n int, interval time.Duration) (Resident, error) {
+	total, anon := make([]int64, 0, n), make([]int64, 0, n)
 	for i := range n {
 		if i > 0 {
 			if err := sleepUntil(ctx, time.Now().Add(interval)); err != nil {
-				return 0, err
+				return Resident{}, err
 			}
 		}
-		rss, err := ReadRSSSum(pids)
+		res, err := ReadResidentSum(pids)
 		if err != nil {
-			return 0, err
+			return Resident{}, err
 		}
-		samples = append(samples, rss)
+		total, anon = append(total, res.Total), append(anon, res.Anon)
 	}
-	return Median(samples), nil
+	return Resident{Total: Median(total), Anon: Median(anon)}, nil
 }
 
 func sleepUntil(ctx context.Context, t time.Time) error {

@@ -26,8 +26,12 @@ func (r Result) Text() string {
 	fmt.Fprintf(&b, "hold        %s: %d open at the end, heartbeats %d sent / %d answered, disconnects %d%s\n",
 		r.Hold, r.Open, r.HeartbeatsSent, r.HeartbeatsAnswered, total(r.Disconnects), counts(r.Disconnects))
 	if len(r.RSSSamples) > 0 {
-		fmt.Fprintf(&b, "server RSS  before %.1f MiB, after %.1f MiB (median of %d), %.2f KiB/conn\n",
+		fmt.Fprintf(&b, "server RSS  before %.1f MiB, after %.1f MiB (median of %d), %.2f KiB/conn",
 			float64(r.RSSBefore)/mib, float64(r.RSSAfter)/mib, len(r.RSSSamples), r.RSSPerConnKiB)
+		if r.AnonAfter > 0 {
+			fmt.Fprintf(&b, "; anonymous %.2f KiB/conn, mapped files %.2f", r.AnonPerConnKiB, r.RSSPerConnKiB-r.AnonPerConnKiB)
+		}
+		b.WriteByte('\n')
 	} else {
 		b.WriteString("server RSS  not measured (no server pid)\n")
 	}
@@ -70,21 +74,21 @@ type Pair struct {
 // MarkdownTable renders pairs as a table for docs/BENCHMARKS.md.
 func MarkdownTable(pairs []Pair) string {
 	var b strings.Builder
-	b.WriteString("| N | connected bare / relay | failures bare / relay | connect rate bare / relay (conn/s) | RSS/conn bare (KiB) | RSS/conn relay (KiB) | ratio |\n")
-	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| N | connected bare / relay | failures bare / relay | connect rate bare / relay (conn/s) | RSS/conn bare (KiB) | RSS/conn relay (KiB) | ratio | anonymous/conn bare / relay (KiB) |\n")
+	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, p := range pairs {
 		ratio := "—"
 		if p.Bare != nil && p.Relay != nil && p.Bare.RSSPerConnKiB > 0 && len(p.Relay.RSSSamples) > 0 {
 			ratio = fmt.Sprintf("%.1f×", p.Relay.RSSPerConnKiB/p.Bare.RSSPerConnKiB)
 		}
-		fmt.Fprintf(&b, "| %d | %s / %s | %s / %s | %s / %s | %s | %s | %s |\n", p.N,
+		fmt.Fprintf(&b, "| %d | %s / %s | %s / %s | %s / %s | %s | %s | %s | %s / %s |\n", p.N,
 			cell(p.Bare, func(r *Result) string { return fmt.Sprint(r.Connected) }),
 			cell(p.Relay, func(r *Result) string { return fmt.Sprint(r.Connected) }),
 			cell(p.Bare, func(r *Result) string { return fmt.Sprint(r.Failed) }),
 			cell(p.Relay, func(r *Result) string { return fmt.Sprint(r.Failed) }),
 			cell(p.Bare, func(r *Result) string { return fmt.Sprintf("%.0f", r.ConnectRate) }),
 			cell(p.Relay, func(r *Result) string { return fmt.Sprintf("%.0f", r.ConnectRate) }),
-			cell(p.Bare, rssCell), cell(p.Relay, rssCell), ratio)
+			cell(p.Bare, rssCell), cell(p.Relay, rssCell), ratio, cell(p.Bare, anonCell), cell(p.Relay, anonCell))
 	}
 	return b.String()
 }
@@ -94,6 +98,13 @@ func rssCell(r *Result) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f", r.RSSPerConnKiB)
+}
+
+func anonCell(r *Result) string {
+	if r.AnonAfter == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", r.AnonPerConnKiB)
 }
 
 func cell(r *Result, f func(*Result) string) string {

@@ -33,17 +33,17 @@ func TestLatencyOf(t *testing.T) {
 }
 
 func TestMarkdownTable(t *testing.T) {
-	bare := &Result{Connected: 19000, ConnectRate: 3204.4, RSSPerConnKiB: 1.77, RSSSamples: []int64{1}}
+	bare := &Result{Connected: 19000, ConnectRate: 3204.4, RSSPerConnKiB: 1.77, RSSSamples: []int64{1}, AnonAfter: 1, AnonPerConnKiB: 1.5}
 	relay := &Result{Connected: 18990, Failed: 10, ConnectRate: 4250, RSSPerConnKiB: 3.54, RSSSamples: []int64{1}}
 	got := MarkdownTable([]Pair{{N: 19000, Bare: bare, Relay: relay}, {N: 1000, Bare: bare}})
 	lines := strings.Split(strings.TrimSpace(got), "\n")
 	if len(lines) != 4 {
 		t.Fatalf("table has %d lines, want header, rule and 2 rows:\n%s", len(lines), got)
 	}
-	if want := "| 19000 | 19000 / 18990 | 0 / 10 | 3204 / 4250 | 1.77 | 3.54 | 2.0× |"; lines[2] != want {
+	if want := "| 19000 | 19000 / 18990 | 0 / 10 | 3204 / 4250 | 1.77 | 3.54 | 2.0× | 1.50 / — |"; lines[2] != want {
 		t.Fatalf("row = %q, want %q", lines[2], want)
 	}
-	if want := "| 1000 | 19000 / — | 0 / — | 3204 / — | 1.77 | — | — |"; lines[3] != want {
+	if want := "| 1000 | 19000 / — | 0 / — | 3204 / — | 1.77 | — | — | 1.50 / — |"; lines[3] != want {
 		t.Fatalf("row without relay = %q, want %q", lines[3], want)
 	}
 }

@@ -22,28 +22,31 @@ RssFile:	    8808 kB
 Threads:	7
 `
 
-func TestParseVmRSS(t *testing.T) {
+func TestParseResident(t *testing.T) {
 	tests := []struct {
 		name      string
 		in        string
-		want      int64
+		want      Resident
 		wantError bool
 	}{
-		{name: "real status", in: statusSample, want: 39832 * 1024},
-		{name: "zero", in: "VmRSS:\t       0 kB\n", want: 0},
+		{name: "real status", in: statusSample, want: Resident{Total: 39832 << 10, Anon: 31024 << 10, File: 8808 << 10}},
+		{name: "zero", in: "VmRSS:\t       0 kB\n", want: Resident{}},
+		{name: "old kernel: no RssAnon", in: "VmRSS:\t 12 kB\n", want: Resident{Total: 12 << 10}},
 		{name: "no line (kernel thread)", in: "Name:\tkthreadd\nState:\tS\n", wantError: true},
+		{name: "only RssAnon", in: "RssAnon:\t 12 kB\n", wantError: true},
 		{name: "wrong unit", in: "VmRSS:\t 12 MB\n", wantError: true},
 		{name: "not a number", in: "VmRSS:\t 1x2 kB\n", wantError: true},
+		{name: "bad RssFile", in: "VmRSS:\t 12 kB\nRssFile:\t -1 kB\n", wantError: true},
 		{name: "empty", in: "", wantError: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseVmRSS(strings.NewReader(tt.in))
+			got, err := ParseResident(strings.NewReader(tt.in))
 			if (err != nil) != tt.wantError {
-				t.Fatalf("ParseVmRSS error = %v, want error %v", err, tt.wantError)
+				t.Fatalf("ParseResident error = %v, want error %v", err, tt.wantError)
 			}
 			if got != tt.want {
-				t.Fatalf("ParseVmRSS = %d, want %d", got, tt.want)
+				t.Fatalf("ParseResident = %+v, want %+v", got, tt.want)
 			}
 		})
 	}
