@@ -60,11 +60,12 @@ func switchyard(t *testing.T, env []string, args ...string) (stdout, stderr stri
 	return o.String(), e.String(), 0
 }
 
-// cleanEnv is the test's environment without SWITCHYARD_* settings.
+// cleanEnv is the test's environment without SWITCHYARD_* settings and
+// GOGC (TestGCPercent chooses it).
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SWITCHYARD_") {
+		if !strings.HasPrefix(kv, "SWITCHYARD_") && !strings.HasPrefix(kv, "GOGC=") {
 			env = append(env, kv)
 		}
 	}
@@ -268,4 +269,31 @@ func createDevice(t *testing.T, api, key, id string) string {
 		t.Fatalf("create device: %d %s", resp.StatusCode, raw)
 	}
 	return out.Token
+}
+
+// run sets GOGC to 50 unless the environment chose one; Go's collector
+// reports the value in effect on /metrics.
+func TestGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, "go_gc_gogc_percent 50\n"},
+		{[]string{"GOGC=80"}, "go_gc_gogc_percent 80\n"},
+	} {
+		p := start(t, t.TempDir(), tc.env...)
+		resp, err := http.Get(p.api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(body), tc.want) {
+			t.Errorf("env %v: /metrics lacks %q", tc.env, strings.TrimSpace(tc.want))
+		}
+		p.stop(t)
+	}
 }
