@@ -149,6 +149,14 @@ func (s *session) enqueue(frame []byte) error {
 			g.m.drop[droppedOldest].Inc()
 		}
 	}
+	if len(s.queue) == 0 && s.pendingLocked() == 0 {
+		// The common case, the device keeping up: straight to nbio, without
+		// a queue slice to allocate and release per frame.
+		if err := s.writeLocked("message", websocket.TextMessage, frame); err != nil {
+			s.dropQueueLocked()
+		}
+		return nil
+	}
 	s.queue = append(s.queue, frame)
 	s.flushLocked()
 	return nil

@@ -1,12 +1,15 @@
 // Package junction is the router: it takes each message from a source — a
 // device's data frame or a collector plugin's output — finds the tenant's
 // enabled junctions whose source matches, and for each one queues the
-// message to that junction's worker, which runs the transform chain and hands
-// the results to the targets.
+// message to that junction, which runs the transform chain and hands the
+// results to the targets.
 //
-// Every junction has a bounded queue and one worker, so messages keep their
-// order within a junction and a slow transform never blocks the source (the
-// gateway's read loop, a collector). Routing reads only the in-memory table,
+// Every junction has a bounded queue and two goroutines in series: one runs
+// the transform chain, the other hands its outputs to the targets through a
+// short bounded hand-off, so the transforms of a message overlap the fan-out
+// of the one before (on a second core) while messages keep their order
+// within a junction. A slow transform never blocks the source (the gateway's
+// read loop, a collector). Routing reads only the in-memory table,
 // replaced whole when a tenant's junctions change; it never reads the graph
 // store. A message that cannot go on is dropped observably — a counter by
 // reason and a rate-limited warning naming the junction — never silently. It
@@ -106,6 +109,11 @@ var actionable = map[string]bool{
 // DefaultQueueSize is a junction's queue when Options.QueueSize is 0.
 const DefaultQueueSize = 1024
 
+// handoff is how many transformed messages may wait for a junction's
+// delivery stage: enough to keep both stages busy, small next to the queue,
+// which is where a junction that cannot keep up drops.
+const handoff = 64
+
 // warnEvery bounds the drop warnings of one junction.
 const warnEvery = 10 * time.Second
 
@@ -173,8 +181,8 @@ func New(o Options) *Router {
 func (r *Router) Attach(s Sender) { r.send = s }
 
 // Set replaces the junctions of one tenant (disabled ones are kept out). A
-// junction whose definition did not change keeps its queue and worker; the
-// workers of changed and removed junctions finish what they hold and stop.
+// junction whose definition did not change keeps its queue and stages; the
+// stages of changed and removed junctions finish what they hold and stop.
 func (r *Router) Set(tenant string, junctions []graph.Junction) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -206,7 +214,7 @@ func (r *Router) Set(tenant string, junctions []graph.Junction) {
 	}
 }
 
-// Close stops every junction's worker after it has handled what it holds,
+// Close stops every junction's stages after they have handled what they hold,
 // or, when ctx ends first, drops the rest (counted, reason shutdown).
 func (r *Router) Close(ctx context.Context) {
 	r.mu.Lock()
@@ -268,7 +276,7 @@ func (r *Router) Route(m Message) {
 	}
 }
 
-// route is one running junction: its queue, worker and throttle.
+// route is one running junction: its queue, stages and throttle.
 type route struct {
 	r      *Router
 	j      graph.Junction
@@ -277,8 +285,11 @@ type route struct {
 
 	mu     sync.RWMutex // offer holds it to read closed; close takes it
 	closed bool
-	queue  chan Message
-	done   chan struct{}
+	queue  chan Message // offered messages, to the transform stage
+	// outputs carries the transform stage's outputs to the delivery stage;
+	// it closes when the transform stage ends.
+	outputs chan Message
+	done    chan struct{} // closed when the delivery stage ends
 
 	in, out  prometheus.Counter
 	lastWarn atomic.Int64
@@ -287,12 +298,13 @@ type route struct {
 
 func (r *Router) start(j graph.Junction) *route {
 	rt := &route{
-		r:     r,
-		j:     j,
-		queue: make(chan Message, r.queue),
-		done:  make(chan struct{}),
-		in:    r.in.WithLabelValues(j.Tenant, j.ID),
-		out:   r.out.WithLabelValues(j.Tenant, j.ID),
+		r:       r,
+		j:       j,
+		queue:   make(chan Message, r.queue),
+		outputs: make(chan Message, handoff),
+		done:    make(chan struct{}),
+		in:      r.in.WithLabelValues(j.Tenant, j.ID),
+		out:     r.out.WithLabelValues(j.Tenant, j.ID),
 	}
 	if j.Throttle.Rate > 0 {
 		rt.bucket = newBucket(j.Throttle.Rate, j.Throttle.Burst)
@@ -304,7 +316,8 @@ func (r *Router) start(j graph.Junction) *route {
 		}
 		rt.stages = append(rt.stages, s)
 	}
-	go rt.work()
+	go rt.transform()
+	go rt.deliverAll()
 	return rt
 }
 
@@ -340,8 +353,10 @@ func (rt *route) close() {
 	}
 }
 
-func (rt *route) work() {
-	defer close(rt.done)
+// transform runs the chain over each queued message and passes the outputs
+// on to the delivery stage.
+func (rt *route) transform() {
+	defer close(rt.outputs)
 	var batch, next []Message
 	for m := range rt.queue {
 		if rt.abort.Load() {
@@ -371,8 +386,20 @@ func (rt *route) work() {
 			batch, next = next, batch
 		}
 		for _, o := range batch {
-			rt.deliver(o)
+			rt.outputs <- o
 		}
+	}
+}
+
+// deliverAll hands the transform stage's outputs to the targets, in order.
+func (rt *route) deliverAll() {
+	defer close(rt.done)
+	for o := range rt.outputs {
+		if rt.abort.Load() {
+			rt.drop(o, DropShutdown, nil)
+			continue
+		}
+		rt.deliver(o)
 	}
 }
 

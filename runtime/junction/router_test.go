@@ -124,7 +124,7 @@ func TestRoute(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r.DeviceData(gateway.Identity{Tenant: "t1", Device: "sensor-1"}, "telemetry", json.RawMessage(`{"t":1}`), at)
 	r.DeviceData(gateway.Identity{Tenant: "t1", Device: "sensor-1"}, "raw", json.RawMessage(`2`), at)
-	r.Close(context.Background()) // the workers finish what they hold
+	r.Close(context.Background()) // the stages finish what they hold
 
 	count := map[string]int{}
 	ids := map[string]bool{}
@@ -253,7 +253,7 @@ func TestThrottleAndBoundedQueue(t *testing.T) {
 	for range 5 {
 		r.Route(Message{Tenant: "t1", Subject: "a", Payload: payload(1)})
 	}
-	// The slow worker holds one message; the queue holds two; the rest drop.
+	// The slow transform holds one message; the queue holds two; the rest drop.
 	for range 6 {
 		r.Route(Message{Tenant: "t1", Subject: "b", Payload: payload(2)})
 	}
@@ -261,7 +261,7 @@ func TestThrottleAndBoundedQueue(t *testing.T) {
 		t.Errorf("throttled %v of 5 with burst 3, want 2", n)
 	}
 	if n := dropped(r, "t1", "slow", DropJunctionFull); n < 3 || n > 4 {
-		t.Errorf("queue-full drops %v of 6 with a queue of 2, want 3 or 4 (the worker may hold one)", n)
+		t.Errorf("queue-full drops %v of 6 with a queue of 2, want 3 or 4 (the transform may hold one)", n)
 	}
 	close(release)
 	r.Close(context.Background())
@@ -286,7 +286,7 @@ func TestCollectorSourceAndUnchangedJunctions(t *testing.T) {
 	again.UpdatedAt = time.Now() // only timestamps differ: the same junction
 	r.Set("t1", []graph.Junction{again})
 	if (*r.table.Load())["t1"][0] != first {
-		t.Fatal("an unchanged junction got a new worker")
+		t.Fatal("an unchanged junction got new stages")
 	}
 	r.Route(Message{Tenant: "t1", Source: "synth-1", Subject: "synthetic.temp", Payload: payload(1)})
 	r.Route(Message{Tenant: "t1", Source: "synth-2", Subject: "synthetic.temp", Payload: payload(2)})
@@ -296,9 +296,9 @@ func TestCollectorSourceAndUnchangedJunctions(t *testing.T) {
 	changed.Source = "other.>"
 	r.Set("t1", []graph.Junction{changed})
 	if (*r.table.Load())["t1"][0] == first {
-		t.Fatal("a changed junction kept its old worker")
+		t.Fatal("a changed junction kept its old stages")
 	}
-	<-first.done // the old worker finished what it held
+	<-first.done // the old stages finished what they held
 	if got := f.got["t1/d"]; len(got) != 1 || value(t, got[0].Payload) != 1 {
 		t.Fatalf("device got %v, want only the message of collector synth-1", got)
 	}
