@@ -28,6 +28,29 @@ func BenchmarkTransformNoop256(b *testing.B) {
 	}
 }
 
+// BenchmarkImportsPerMessage is the host's share of a message inside a
+// call: the guest copies a 256-byte input in and emits it back out 64 times
+// per call, so ns/msg is input + emit + the loop's termination check, with
+// the per-call entry spread over 64 messages.
+func BenchmarkImportsPerMessage(b *testing.B) {
+	rt, _, _ := newRuntime(b, RuntimeOptions{})
+	in := instantiate(b, compile(b, rt, "emit_loop"), "transforms.loop", "loop", "", Limits{})
+	m := input(string(bytes.Repeat([]byte("x"), 256)))
+	var n int
+	emit := func(Message) { n++ }
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := in.Transform(ctx, m, emit); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n != 64*b.N {
+		b.Fatalf("%d outputs for %d calls, want 64 each", n, b.N)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/msg")
+}
+
 // BenchmarkInstantiate measures the Go guest kit's example (a ~3.4 MB
 // module): compiling it with no cache, compiling it again from the on-disk
 // compilation cache in a new Runtime, and starting an instance of it
