@@ -42,8 +42,9 @@ const (
 // pages read are resident). bbolt otherwise maps the file's size rounded up
 // and remaps as it grows (doubling up to 1 GiB), and a remap waits for every
 // read transaction and unmaps every resident page; etcd maps 10 GiB for the
-// same reason. A larger file is mapped whole, as before.
-const initialMmapSize = 1 << 30
+// same reason. A larger file is mapped whole, as before. A 32-bit process
+// cannot spare the address space and keeps bbolt's default.
+const initialMmapSize = (1 << 30) * (strconv.IntSize / 64)
 
 // allocSize is how much the file grows past what a commit needs. With a
 // mapping larger than the file, bbolt grows it by AllocSize (16 MiB by
