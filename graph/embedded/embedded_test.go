@@ -661,26 +661,34 @@ func TestRecordSeenRefusesMissingTime(t *testing.T) {
 	}
 }
 
-func TestCorruptRecordIsReportedNotFatal(t *testing.T) {
-	ctx := t.Context()
+// fileWithDevice is a closed database file holding tenant acme with one
+// device, id.
+func fileWithDevice(t *testing.T, id string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "s.db")
 	s, err := embedded.Open(path, embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateTenant(ctx, graph.Tenant{ID: "acme"}); err != nil {
+	if _, err := s.CreateTenant(t.Context(), graph.Tenant{ID: "acme"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Tenant("acme").Devices().Create(ctx, device("good")); err != nil {
+	if _, err := s.Tenant("acme").Devices().Create(t.Context(), device(id)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+func TestCorruptRecordIsReportedNotFatal(t *testing.T) {
+	ctx := t.Context()
+	path := fileWithDevice(t, "good")
 	boltFile(t, path, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("tenants")).Bucket([]byte("acme")).Bucket([]byte("devices")).Put([]byte("bad"), []byte("{not json"))
 	})
-	s = openAt(t, path, embedded.Options{})
+	s := openAt(t, path, embedded.Options{})
 	devices := s.Tenant("acme").Devices()
 	if _, err := devices.Get(ctx, "bad"); err == nil || !strings.Contains(err.Error(), `get device "bad" in tenant "acme": decode stored device`) {
 		t.Errorf("Get of a corrupt record: %v", err)
@@ -788,20 +796,7 @@ func FuzzOpen(f *testing.F) {
 // the devices bucket), and must still skip an id no device has.
 func TestRecordSeenForADeviceWithoutSeenEntry(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "s.db")
-	s, err := embedded.Open(path, embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateTenant(ctx, graph.Tenant{ID: "acme"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Tenant("acme").Devices().Create(ctx, device("old")); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := fileWithDevice(t, "old")
 	boltFile(t, path, func(tx *bolt.Tx) error {
 		seen := tx.Bucket([]byte("tenants")).Bucket([]byte("acme")).Bucket([]byte("seen"))
 		if seen.Get([]byte("old")) == nil {
@@ -809,9 +804,9 @@ func TestRecordSeenForADeviceWithoutSeenEntry(t *testing.T) {
 		}
 		return seen.Delete([]byte("old"))
 	})
-	s = openAt(t, path, embedded.Options{})
+	s := openAt(t, path, embedded.Options{})
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	err = s.RecordSeen(ctx, []graph.Seen{
+	err := s.RecordSeen(ctx, []graph.Seen{
 		{Tenant: "acme", Device: "old", At: at, Firmware: "1.2.3"},
 		{Tenant: "acme", Device: "ghost", At: at},
 	})

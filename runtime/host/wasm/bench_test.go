@@ -11,21 +11,7 @@ import (
 // pool: a 256-byte payload copied into the pass-through guest and emitted
 // back out (a new 256-byte payload), deadline, metrics and stats included.
 func BenchmarkTransformNoop256(b *testing.B) {
-	rt, _, _ := newRuntime(b, RuntimeOptions{})
-	in := instantiate(b, compile(b, rt, "passthrough"), "transforms.pass", "pass", "", Limits{})
-	m := input(string(bytes.Repeat([]byte("x"), 256)))
-	var n int
-	emit := func(Message) { n++ }
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := in.Transform(ctx, m, emit); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if n != b.N {
-		b.Fatalf("%d outputs for %d calls", n, b.N)
-	}
+	benchTransform256(b, "passthrough", 1)
 }
 
 // BenchmarkImportsPerMessage is the host's share of a message inside a
@@ -33,8 +19,15 @@ func BenchmarkTransformNoop256(b *testing.B) {
 // per call, so ns/msg is input + emit + the loop's termination check, with
 // the per-call entry spread over 64 messages.
 func BenchmarkImportsPerMessage(b *testing.B) {
+	benchTransform256(b, "emit_loop", 64)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(64*b.N), "ns/msg")
+}
+
+// benchTransform256 calls the transform of testdata module name with a
+// 256-byte payload in a loop; each call must emit perCall outputs.
+func benchTransform256(b *testing.B, name string, perCall int) {
 	rt, _, _ := newRuntime(b, RuntimeOptions{})
-	in := instantiate(b, compile(b, rt, "emit_loop"), "transforms.loop", "loop", "", Limits{})
+	in := instantiate(b, compile(b, rt, name), "transforms."+name, "bench", "", Limits{})
 	m := input(string(bytes.Repeat([]byte("x"), 256)))
 	var n int
 	emit := func(Message) { n++ }
@@ -45,10 +38,9 @@ func BenchmarkImportsPerMessage(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if n != 64*b.N {
-		b.Fatalf("%d outputs for %d calls, want 64 each", n, b.N)
+	if n != perCall*b.N {
+		b.Fatalf("%d outputs for %d calls, want %d each", n, b.N, perCall)
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/msg")
 }
 
 // BenchmarkInstantiate measures the Go guest kit's example (a ~3.4 MB
