@@ -26,8 +26,10 @@ const closeLinger = time.Second
 type session struct {
 	g  *Gateway
 	ws *websocket.Conn
-	// id is the catalog's identity; id.Model is replaced by the model the
-	// device names in hello (under mu).
+	// id is the catalog's identity. hello replaces id.Model with the model
+	// the device names, under mu and before the session routes any frame:
+	// the connection's frames are handled one at a time, and data and acks
+	// wait for hello.
 	id Identity
 
 	sid       uint64
