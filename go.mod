@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/dgraph-io/dgo/v230 v230.0.1
 	github.com/eclipse/paho.golang v0.23.0
+	github.com/fsnotify/fsnotify v1.9.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0

@@ -240,20 +240,54 @@ func (t Target) validate(field string) error {
 	return errors.Join(errs...)
 }
 
-// PluginInstance is one configured instance of a plugin in a tenant.
+// PluginInstance is one configured instance of a plugin in a tenant: the
+// fields of a plugins.yaml declaration, durations and sizes written as in
+// that file ("2s", "16MiB"). What their values may be is checked where they
+// are parsed (runtime/config); Validate checks what needs no parsing.
 type PluginInstance struct {
 	Meta
 	// Use names the plugin as kind.name, e.g. "collectors.mqtt".
 	Use string `json:"use"`
 	// Runtime is "builtin", "process" or "wasm".
 	Runtime string `json:"runtime"`
-	// Module is the sha256 (hex) of the WASM module or process binary.
+	// Module is the sha256 (lower-case hex) of the WASM module or process
+	// binary.
 	Module string `json:"module,omitempty"`
 	// Config is the instance's configuration as a JSON object.
 	Config json.RawMessage `json:"config,omitempty"`
+	// Interval is how often a wasm collector is called, as a Go duration
+	// ("2s").
+	Interval string `json:"interval,omitempty"`
+	// Limits bound each WASM instance; unset fields take the host's
+	// defaults.
+	Limits *PluginLimits `json:"limits,omitempty"`
+	// HTTPFetch grants a WASM instance HTTP requests to the listed hosts.
+	HTTPFetch *PluginHTTPFetch `json:"http_fetch,omitempty"`
+	// Env names the variables of the relay's environment a process plugin
+	// is given.
+	Env []string `json:"env,omitempty"`
 }
 
-var usePattern = regexp.MustCompile(`^(collectors|transforms|brokers)\.[a-z0-9][a-z0-9_-]{0,62}$`)
+// PluginLimits bound a WASM plugin instance.
+type PluginLimits struct {
+	Memory      string `json:"memory,omitempty"`       // size of linear memory per module instance ("16MiB")
+	CallTimeout string `json:"call_timeout,omitempty"` // Go duration: deadline of one call into the guest
+	PoolSize    int    `json:"pool_size,omitempty"`    // module instances serving calls at once
+}
+
+// PluginHTTPFetch is a WASM instance's allowance of HTTP requests.
+type PluginHTTPFetch struct {
+	// Hosts are "host", "host:port", "*.suffix" or "*.suffix:port".
+	Hosts       []string `json:"hosts,omitempty"`
+	Timeout     string   `json:"timeout,omitempty"`      // Go duration: one fetch, at most
+	MaxResponse string   `json:"max_response,omitempty"` // size of a response body
+	MaxRequest  string   `json:"max_request,omitempty"`  // size of a request's JSON
+}
+
+var (
+	usePattern    = regexp.MustCompile(`^(collectors|transforms|brokers)\.[a-z0-9][a-z0-9_-]{0,62}$`)
+	sha256Pattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
 
 // Validate checks the instance's fields and reports every problem found.
 func (p *PluginInstance) Validate() error {
@@ -265,6 +299,9 @@ func (p *PluginInstance) Validate() error {
 	case "builtin", "process", "wasm":
 	default:
 		errs = append(errs, Invalid("runtime", "%q must be builtin, process or wasm", p.Runtime))
+	}
+	if p.Module != "" && (p.Runtime == "wasm" || p.Runtime == "process") && !sha256Pattern.MatchString(p.Module) {
+		errs = append(errs, Invalid("module", "%q must be the sha256 of the module: 64 lower-case hex digits", p.Module))
 	}
 	if len(p.Config) > 0 {
 		var obj map[string]json.RawMessage

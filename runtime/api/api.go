@@ -24,6 +24,8 @@ import (
 	"github.com/switchyard/switchyard/runtime/gateway"
 	"github.com/switchyard/switchyard/runtime/host"
 	"github.com/switchyard/switchyard/runtime/junction"
+	"github.com/switchyard/switchyard/runtime/modules"
+	"github.com/switchyard/switchyard/runtime/reload"
 	"github.com/switchyard/switchyard/runtime/token"
 )
 
@@ -35,12 +37,17 @@ type Check struct {
 
 // Options wires the API to the rest of the runtime.
 type Options struct {
-	Config      config.API
-	Store       graph.Store
-	Catalog     *catalog.Catalog
-	Gateway     *gateway.Gateway
-	Router      *junction.Router
-	Plugins     *host.Set
+	Config  config.API
+	Store   graph.Store
+	Catalog *catalog.Catalog
+	Gateway *gateway.Gateway
+	Router  *junction.Router
+	Plugins *host.Host
+	Control *reload.Controller
+	Modules *modules.Store
+	// CheckWASM compiles an uploaded WASM module and checks it against the
+	// ABI, so a module that cannot load is refused at upload.
+	CheckWASM   func(ctx context.Context, code []byte) error
 	OperatorKey token.Hash
 	Keys        *KeyTable // every tenant's API keys (see LoadKeys)
 	Ready       []Check
@@ -94,7 +101,6 @@ func New(o Options) *Server {
 	// /api/), not group middleware: echo answers 404 instead of 405 for a
 	// group with middleware.
 	v1 := e.Group("/api/v1")
-	v1.GET("/plugins", s.listPlugins)
 	v1.GET("/tenants", s.listTenants)
 	v1.POST("/tenants", s.createTenant)
 	v1.GET("/tenants/:tenant", s.getTenant)
@@ -111,12 +117,12 @@ func New(o Options) *Server {
 	t.POST("/devices/:id/messages", s.sendMessage)
 	t.GET("/sessions", s.listSessions)
 	records(t, "/junctions", "junction", s, graph.Scope.Junctions, s.junctionsChanged)
-	records(t, "/plugins", "plugin", s, graph.Scope.Plugins, nil)
 	t.GET("/keys", s.listKeys)
 	t.POST("/keys", s.createKey)
 	t.GET("/keys/:id", s.getKey)
 	t.POST("/keys/:id/rotate", s.rotateKey)
 	t.DELETE("/keys/:id", s.deleteKey)
+	s.pluginRoutes(v1, t)
 	if o.Config.Pprof {
 		servePprof(e)
 	}
@@ -230,15 +236,4 @@ func (s *Server) junctionsChanged(c echo.Context) error {
 		return storeError("tenant", tenant, err)
 	}
 	return nil
-}
-
-// listPlugins lists the running plugin instances with their module's
-// sha256, state and last error: every tenant's for the operator, its own
-// for a tenant key.
-func (s *Server) listPlugins(c echo.Context) error {
-	list := s.Plugins.List()
-	if tenant := callerTenant(c); tenant != "" {
-		list = slices.DeleteFunc(list, func(p host.Info) bool { return p.Tenant != tenant })
-	}
-	return c.JSON(http.StatusOK, map[string]any{"plugins": list})
 }

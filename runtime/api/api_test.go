@@ -1,8 +1,11 @@
 package api_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -131,8 +134,22 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	})
 }
 
+// stampModule is a small WASM transform (see runtime/host/testdata).
+const stampModule = "../host/testdata/stamp_v1.wasm"
+
+func readStamp(t *testing.T) (code []byte, sum string) {
+	t.Helper()
+	code, err := os.ReadFile(stampModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(code)
+	return code, hex.EncodeToString(s[:])
+}
+
 func TestRecordsCRUD(t *testing.T) {
 	r := apptest.Start(t, "", nil)
+	stamp, stampSum := readStamp(t)
 	if s, b := r.Do("POST", "/api/v1/tenants", map[string]any{"id": "acme", "name": "Acme"}); s != http.StatusCreated || b["name"] != "Acme" {
 		t.Fatalf("create tenant: %d %v", s, b)
 	}
@@ -150,11 +167,18 @@ func TestRecordsCRUD(t *testing.T) {
 				return b["id"] == "j1" && b["enabled"] == true && b["source"] == "device.a.>"
 			}},
 		{"GET", base + "/junctions", nil, 200, func(b map[string]any) bool { return len(b["junctions"].([]any)) == 1 }},
-		{"POST", base + "/plugins", map[string]any{"id": "scale", "use": "transforms.scale", "runtime": "wasm", "module": "abc", "config": map[string]any{"factor": 2}}, 201,
-			func(b map[string]any) bool { return b["config"].(map[string]any)["factor"] == 2.0 }},
-		{"GET", base + "/plugins/scale", nil, 200, func(b map[string]any) bool { return b["use"] == "transforms.scale" }},
-		{"DELETE", base + "/plugins/scale", nil, 204, nil},
-		{"GET", base + "/plugins/scale", nil, 404, nil},
+		{"POST", base + "/modules", apptest.WASM(stamp), 201, func(b map[string]any) bool { return b["sha256"] == stampSum && b["kind"] == "wasm" }},
+		{"POST", base + "/modules", apptest.WASM(stamp), 200, func(b map[string]any) bool { return b["sha256"] == stampSum }},
+		{"POST", base + "/plugins", map[string]any{"id": "stamp", "use": "transforms.stamp", "runtime": "wasm", "module": stampSum, "config": map[string]any{"factor": 2}}, 201,
+			func(b map[string]any) bool {
+				return b["plugin"].(map[string]any)["config"].(map[string]any)["factor"] == 2.0 && b["generation"].(map[string]any)["state"] == "active"
+			}},
+		{"GET", base + "/plugins/stamp", nil, 200, func(b map[string]any) bool { return b["use"] == "transforms.stamp" }},
+		{"DELETE", base + "/modules/" + stampSum, nil, 409, nil}, // in use
+		{"DELETE", base + "/plugins/stamp", nil, 200, nil},
+		{"GET", base + "/plugins/stamp", nil, 404, nil},
+		{"DELETE", base + "/modules/" + stampSum, nil, 204, nil},
+		{"GET", base + "/modules", nil, 200, func(b map[string]any) bool { return len(b["modules"].([]any)) == 0 }},
 		{"PUT", base, map[string]any{"name": "Acme Corp"}, 200, func(b map[string]any) bool { return b["name"] == "Acme Corp" }},
 		{"DELETE", base, nil, 204, nil},
 		{"GET", base + "/junctions", nil, 404, nil},

@@ -16,6 +16,8 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	// Problems lists every problem of a configuration refused.
+	Problems []string `json:"problems,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

@@ -103,6 +103,7 @@ func TestTenantKeyAccess(t *testing.T) {
 		}
 	}
 	key := r.CreateKey("acme", "k")
+	stamp, stampSum := readStamp(t)
 	cases := []struct {
 		method, path string
 		body         any
@@ -124,8 +125,15 @@ func TestTenantKeyAccess(t *testing.T) {
 		{"POST", "/api/v1/tenants/acme/plugins", map[string]any{"id": "p1", "use": "brokers.mqtt", "runtime": "process"}, 403, "forbidden",
 			`runtime "process" needs an operator key: it runs with the host's privileges; a tenant key may declare wasm instances only`},
 		{"POST", "/api/v1/tenants/acme/plugins", map[string]any{"id": "p2", "use": "brokers.mqtt", "runtime": "builtin"}, 403, "forbidden", ""},
-		{"POST", "/api/v1/tenants/acme/plugins", map[string]any{"id": "p3", "use": "transforms.scale", "runtime": "wasm"}, 201, "", ""},
-		{"PUT", "/api/v1/tenants/acme/plugins/p3", map[string]any{"use": "transforms.scale", "runtime": "builtin"}, 403, "forbidden", ""},
+		{"POST", "/api/v1/tenants/acme/modules", apptest.WASM(stamp), 201, "", ""},
+		{"POST", "/api/v1/tenants/acme/modules?kind=process", apptest.WASM(stamp), 403, "forbidden", ""},
+		{"POST", "/api/v1/tenants/acme/modules", map[string]any{"path": stampModule, "sha256": stampSum, "kind": "wasm"}, 403, "forbidden", ""},
+		{"POST", "/api/v1/tenants/acme/plugins", map[string]any{"id": "p3", "use": "transforms.stamp", "runtime": "wasm", "module": stampSum}, 201, "", ""},
+		{"PUT", "/api/v1/tenants/acme/plugins/p3", map[string]any{"use": "transforms.stamp", "runtime": "builtin"}, 403, "forbidden", ""},
+		{"POST", "/api/v1/reload", nil, 403, "forbidden", ""},
+		{"POST", "/api/v1/generations/rollback", nil, 403, "forbidden", ""},
+		{"GET", "/api/v1/tenants/globex/generations", nil, 404, "tenant_not_found", `tenant "globex" not found`},
+		{"GET", "/api/v1/tenants/globex/modules", nil, 404, "tenant_not_found", `tenant "globex" not found`},
 		{"GET", "/api/v1/nothing-here", nil, 404, "route_not_found", ""},
 		{"PATCH", "/api/v1/tenants/globex", map[string]any{}, 405, "method_not_allowed", ""},
 	}
@@ -158,7 +166,15 @@ func TestTenantKeyAccess(t *testing.T) {
 		t.Errorf("plugin p1, refused to the tenant key: %d %v", s, b)
 	}
 	// The operator may declare what runs with the host's privileges.
-	if s, b := r.Do("POST", "/api/v1/tenants/acme/plugins", map[string]any{"id": "p1", "use": "brokers.mqtt", "runtime": "process"}); s != http.StatusCreated {
-		t.Errorf("operator declares a process instance: %d %v", s, b)
+	// The operator may declare what runs with the host's privileges: this
+	// test binary has no built-in plugins, so the host refuses the instance
+	// itself, and the record is not kept.
+	s, b := r.Do("POST", "/api/v1/tenants/acme/plugins", map[string]any{"id": "p1", "use": "brokers.webhook", "runtime": "builtin"})
+	wantError(t, s, b, http.StatusUnprocessableEntity, "plugin_refused", "")
+	if msg := b["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "brokers.webhook is not built into this relay") {
+		t.Errorf("refusal %q does not say why", msg)
+	}
+	if s, b := r.Do("GET", "/api/v1/tenants/acme/plugins/p1", nil); s != http.StatusNotFound {
+		t.Errorf("plugin p1, refused by the host: %d %v", s, b)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -28,6 +29,8 @@ import (
 	"github.com/switchyard/switchyard/runtime/host/wasm"
 	"github.com/switchyard/switchyard/runtime/junction"
 	"github.com/switchyard/switchyard/runtime/lastseen"
+	"github.com/switchyard/switchyard/runtime/modules"
+	"github.com/switchyard/switchyard/runtime/reload"
 )
 
 // App is a started Switchyard.
@@ -38,14 +41,21 @@ type App struct {
 	seen     *lastseen.Batcher
 	gateway  *gateway.Gateway
 	wasm     *wasm.Runtime
-	plugins  *host.Set
+	plugins  *host.Host
+	control  *reload.Controller
 	router   *junction.Router
 	api      *api.Server
 	stopping atomic.Bool
+	unwatch  context.CancelFunc
 }
 
 // Options are what Start needs besides the configuration.
 type Options struct {
+	// Source is where the configuration was loaded from: Reload reads it
+	// again. Nil: there is no file to reload.
+	Source *config.Source
+	// Watch reloads the configuration file when it changes.
+	Watch   bool
 	Logger  *slog.Logger
 	Version string
 	// KeyGenerated is called once, on the first start without a configured
@@ -75,7 +85,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	a.store = store
 	cleanup = append(cleanup, func() { _ = store.Close() })
 
-	if err := seed(ctx, store, cfg, o.DeviceToken); err != nil {
+	if err := reload.Seed(ctx, store, cfg, o.DeviceToken); err != nil {
 		return nil, err
 	}
 	keyHash, generated, err := api.OperatorKey(ctx, store, cfg.API.OperatorKey)
@@ -109,10 +119,11 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	}
 	cleanup = append(cleanup, func() { _ = wrt.Close(context.Background()) })
 	a.wasm = wrt
-	plugins, err := host.Load(ctx, wrt, cfg.Plugins, o.Logger)
+	mods, err := modules.Open(cfg.ModulesDirOrDefault())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("plugin modules: %w", err)
 	}
+	plugins := host.New(wrt, o.Logger)
 	a.plugins = plugins
 	cleanup = append(cleanup, func() { plugins.Close(context.Background()) })
 
@@ -120,6 +131,11 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	cleanup = append(cleanup, func() { a.seen.Close(context.Background()) })
 
 	router := junction.New(junction.Options{Stages: plugins, Brokers: plugins, Logger: o.Logger, Registry: reg})
+	a.control = reload.New(reload.Options{Source: o.Source, Config: cfg, Store: store, Host: plugins, Router: router,
+		Modules: mods, Logger: o.Logger, DeviceToken: o.DeviceToken})
+	if _, err := a.control.Start(ctx); err != nil {
+		return nil, err
+	}
 	gw, err := gateway.New(gateway.Options{
 		Config:     cfg.Gateway,
 		Auth:       devices,
@@ -158,6 +174,9 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Gateway:     gw,
 		Router:      router,
 		Plugins:     plugins,
+		Control:     a.control,
+		Modules:     mods,
+		CheckWASM:   func(ctx context.Context, code []byte) error { return checkWASM(ctx, wrt, code) },
 		OperatorKey: keyHash,
 		Keys:        keys,
 		Ready: []api.Check{
@@ -171,9 +190,37 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	if err := a.api.Start(); err != nil {
 		return nil, err
 	}
+	if o.Watch && o.Source != nil && o.Source.Path != "" {
+		wctx, cancel := context.WithCancel(context.Background())
+		a.unwatch = cancel
+		cleanup = append(cleanup, cancel)
+		if err := config.Watch(wctx, o.Source.Path, watchSettle, func() { a.Reload(wctx, "file") }); err != nil {
+			return nil, err
+		}
+	}
 	o.Logger.Info("switchyard started", "version", o.Version, "gateway", gw.Addr().String(),
 		"api", a.api.Addr().String(), "devices", devices.Len(), "store", cfg.Store.Backend)
 	return a, nil
+}
+
+// watchSettle is how long the configuration file must stay unchanged
+// after a write before it is reloaded: editors write in several steps.
+const watchSettle = 250 * time.Millisecond
+
+// Reload applies the configuration file again (see runtime/reload); cause
+// says who asked: file, signal, api. The outcome is logged.
+func (a *App) Reload(ctx context.Context, cause string) (host.Generation, error) {
+	return a.control.Reload(ctx, cause)
+}
+
+// checkWASM compiles an uploaded module (a check of its imports, exports
+// and ABI version) and releases it; the compiled code stays in the cache.
+func checkWASM(ctx context.Context, rt *wasm.Runtime, code []byte) error {
+	mod, err := rt.Compile(ctx, code)
+	if err != nil {
+		return err
+	}
+	return mod.Close(ctx)
 }
 
 // GatewayAddr is where devices connect.
@@ -197,6 +244,9 @@ func (a *App) notStopping(context.Context) error {
 // the store, all within ctx.
 func (a *App) Stop(ctx context.Context) error {
 	a.stopping.Store(true)
+	if a.unwatch != nil {
+		a.unwatch()
+	}
 	a.plugins.StopCollectors() // nothing new enters the junctions from plugins
 	// What the junctions hold goes through live transforms, within half the
 	// drain budget; the other half is the devices'.

@@ -1,8 +1,11 @@
 package app_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -35,7 +38,17 @@ type routeCall struct {
 // matrix classifies every /api/ route of the API. A route missing here
 // fails TestIsolationMatrix: add it with how to call it.
 var matrix = map[string]routeCall{
-	"GET /api/v1/plugins":                               {own: http.StatusOK},
+	"GET /api/v1/plugins":                     {own: http.StatusOK},
+	"POST /api/v1/reload":                     {own: http.StatusForbidden},
+	"GET /api/v1/generations":                 {own: http.StatusOK},
+	"POST /api/v1/generations/rollback":       {own: http.StatusForbidden},
+	"GET /api/v1/tenants/:tenant/generations": {own: http.StatusOK},
+	// A's history holds one generation (the start): nothing to roll back to.
+	"POST /api/v1/tenants/:tenant/generations/rollback": {own: http.StatusConflict},
+	"GET /api/v1/tenants/:tenant/modules":               {own: http.StatusOK},
+	"POST /api/v1/tenants/:tenant/modules":              {own: http.StatusCreated, body: moduleBody},
+	"GET /api/v1/tenants/:tenant/modules/:id":           {own: http.StatusOK},
+	"DELETE /api/v1/tenants/:tenant/modules/:id":        {own: http.StatusNoContent},
 	"GET /api/v1/tenants":                               {own: http.StatusForbidden},
 	"POST /api/v1/tenants":                              {own: http.StatusForbidden, body: func(id string) any { return map[string]any{"id": id} }},
 	"GET /api/v1/tenants/:tenant":                       {own: http.StatusOK},
@@ -58,7 +71,7 @@ var matrix = map[string]routeCall{
 	"POST /api/v1/tenants/:tenant/plugins":              {own: http.StatusCreated, body: pluginBody},
 	"GET /api/v1/tenants/:tenant/plugins/:id":           {own: http.StatusOK},
 	"PUT /api/v1/tenants/:tenant/plugins/:id":           {own: http.StatusOK, body: pluginBody},
-	"DELETE /api/v1/tenants/:tenant/plugins/:id":        {own: http.StatusNoContent},
+	"DELETE /api/v1/tenants/:tenant/plugins/:id":        {own: http.StatusOK},
 	"GET /api/v1/tenants/:tenant/keys":                  {own: http.StatusOK},
 	"POST /api/v1/tenants/:tenant/keys":                 {own: http.StatusCreated, body: func(id string) any { return map[string]any{"id": id} }},
 	"GET /api/v1/tenants/:tenant/keys/:id":              {own: http.StatusOK},
@@ -70,8 +83,33 @@ func junctionBody(id string) any {
 	return map[string]any{"id": id, "source": "device.>", "targets": []any{map[string]any{"device": "x"}}}
 }
 
+// stampModule is a small WASM transform newMatrixRun uploads to both
+// tenants, for the instances the matrix declares.
+const stampModule = "../host/testdata/stamp_v1.wasm"
+
 func pluginBody(id string) any {
-	return map[string]any{"id": id, "use": "transforms.scale", "runtime": "wasm"}
+	return map[string]any{"id": id, "use": "transforms.stamp", "runtime": "wasm", "module": fileSHA256(stampModule)}
+}
+
+// moduleBody is the stamp module made distinct by a custom section holding
+// id: a module of its own, with a sha256 of its own.
+func moduleBody(id string) any {
+	code, err := os.ReadFile(stampModule)
+	if err != nil {
+		panic(err)
+	}
+	name := "matrix"
+	payload := append([]byte{byte(len(name))}, name+id...)
+	return apptest.WASM(append(code, append([]byte{0, byte(len(payload))}, payload...)...))
+}
+
+func fileSHA256(path string) string {
+	code, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	sum := sha256.Sum256(code)
+	return hex.EncodeToString(sum[:])
 }
 
 // isolationPlugins declares one running plugin instance in each tenant of
@@ -133,6 +171,13 @@ func newMatrixRun(t *testing.T, r *apptest.Relay, operatorKey string) *matrixRun
 	m := &matrixRun{r: r, operator: operatorKey}
 	for _, tenant := range []string{tenantA, tenantB} {
 		m.must(t, http.StatusCreated, "POST", "/api/v1/tenants", map[string]any{"id": tenant})
+	}
+	code, err := os.ReadFile(stampModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tenant := range []string{tenantA, tenantB} {
+		m.must(t, http.StatusCreated, "POST", "/api/v1/tenants/"+tenant+"/modules", apptest.WASM(code))
 	}
 	m.keyA = m.must(t, http.StatusCreated, "POST", "/api/v1/tenants/"+tenantA+"/keys", map[string]any{"id": "a-key"})["key"].(string)
 	m.must(t, http.StatusCreated, "POST", "/api/v1/tenants/"+tenantB+"/keys", map[string]any{"id": "b-key"})
@@ -196,7 +241,10 @@ func (m *matrixRun) fixture(t *testing.T, path, prefix string) string {
 	}
 	tenant := map[string]string{"a": tenantA, "b": tenantB}[prefix]
 	create := matrix["POST "+collection]
-	m.must(t, http.StatusCreated, "POST", strings.ReplaceAll(collection, ":tenant", tenant), create.body(id))
+	made := m.must(t, http.StatusCreated, "POST", strings.ReplaceAll(collection, ":tenant", tenant), create.body(id))
+	if sum, ok := made["sha256"].(string); ok {
+		return sum // a module's id is its sha256
+	}
 	return id
 }
 
@@ -204,7 +252,7 @@ func (m *matrixRun) fixture(t *testing.T, path, prefix string) string {
 func (m *matrixRun) state(t *testing.T, tenant string) string {
 	t.Helper()
 	var out []any
-	for _, path := range []string{"", "/devices", "/junctions", "/plugins", "/keys", "/sessions"} {
+	for _, path := range []string{"", "/devices", "/junctions", "/plugins", "/keys", "/sessions", "/modules", "/generations"} {
 		out = append(out, m.must(t, http.StatusOK, "GET", "/api/v1/tenants/"+tenant+path, nil))
 	}
 	return fmt.Sprint(out...)

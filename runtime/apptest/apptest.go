@@ -72,17 +72,46 @@ func Start(t testing.TB, dataDir string, edit func(*config.Config)) *Relay {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test configuration: %v", err)
 	}
+	return launch(t, &cfg, nil, false)
+}
+
+// StartFile runs a relay whose configuration is the file at path, loaded
+// the way `switchyard run -c path` loads it, with the test's loopback
+// listeners, operator key and data folder set as flags would set them (so
+// a reload keeps them). watch reloads the file when it changes.
+func StartFile(t testing.TB, path string, watch bool) *Relay {
+	t.Helper()
+	dataDir := t.TempDir()
+	src := config.Source{Path: path, Overrides: map[string]string{
+		"gateway.listen":          "127.0.0.1:0",
+		"api.listen":              "127.0.0.1:0",
+		"api.operator_key":        OperatorKey,
+		"store.embedded.path":     filepath.Join(dataDir, "switchyard.db"),
+		"gateway.last_seen_flush": "50ms",
+		"gateway.drain_timeout":   "2s",
+		"wasm.cache_dir":          WASMCache(),
+	}}
+	cfg, err := config.Load(src)
+	if err != nil {
+		t.Fatalf("test configuration %s: %v", path, err)
+	}
+	return launch(t, cfg, &src, watch)
+}
+
+// launch starts a relay on cfg; src, when set, is where it reloads from.
+func launch(t testing.TB, cfg *config.Config, src *config.Source, watch bool) *Relay {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	tokens := map[string]string{}
-	a, err := app.Start(context.Background(), &cfg, app.Options{Logger: log, Version: "test",
+	a, err := app.Start(context.Background(), cfg, app.Options{Logger: log, Version: "test", Source: src, Watch: watch,
 		DeviceToken: func(tenant, device, token string) { tokens[tenant+"/"+device] = token }})
 	if err != nil {
 		t.Fatalf("start relay: %v", err)
 	}
-	r := &Relay{T: t, App: a, Config: &cfg, DeviceTokens: tokens,
+	r := &Relay{T: t, App: a, Config: cfg, DeviceTokens: tokens,
 		API: "http://" + a.APIAddr().String(),
 		WS:  "ws://" + a.GatewayAddr().String() + cfg.Gateway.Path,
 	}
@@ -135,14 +164,20 @@ func (r *Relay) Do(method, path string, body any) (int, map[string]any) {
 	return r.DoAs(OperatorKey, method, path, body)
 }
 
+// WASM is a request body DoAs sends as application/wasm (a module upload).
+type WASM []byte
+
 // DoAs is Do with another key ("" sends no Authorization header).
 func (r *Relay) DoAs(key, method, path string, body any) (int, map[string]any) {
 	r.T.Helper()
 	var rd io.Reader
+	contentType := "application/json"
 	switch b := body.(type) {
 	case nil:
 	case string:
 		rd = bytes.NewBufferString(b)
+	case WASM:
+		rd, contentType = bytes.NewReader(b), "application/wasm"
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
@@ -155,7 +190,7 @@ func (r *Relay) DoAs(key, method, path string, body any) (int, map[string]any) {
 		r.T.Fatal(err)
 	}
 	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)

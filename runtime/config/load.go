@@ -95,6 +95,7 @@ func load(src Source, data []byte) (*Config, error) {
 		if p.Tenant == "" {
 			p.Tenant = graph.DefaultTenant
 		}
+		p.Origin = OriginFile
 		// A module path is relative to the file that names it, so a
 		// configuration means the same from any working directory.
 		if p.Module != "" && src.Path != "" && (p.Runtime == "wasm" || p.Runtime == "process") && !filepath.IsAbs(p.Module) {

@@ -145,7 +145,7 @@ func TestLoadGood(t *testing.T) {
 		LastSeenFlush:     2 * time.Second,
 		TLS:               TLS{CertFile: "/etc/switchyard/cert.pem", KeyFile: "/etc/switchyard/key.pem"},
 	}
-	want.API = API{Listen: "[::1]:9081", MaxBodySize: 8 << 20}
+	want.API = API{Listen: "[::1]:9081", MaxBodySize: 8 << 20, MaxModuleSize: 64 << 20}
 	want.Store.Embedded.Path = "/var/lib/switchyard/switchyard.db"
 	want.Log = Log{Level: "debug", Format: "json"}
 	want.Plugins = []Plugin{
@@ -158,6 +158,9 @@ func TestLoadGood(t *testing.T) {
 		{ID: "hook", Tenant: "default", Use: "brokers.webhook", Runtime: "process", Module: "testdata/bin/webhook",
 			SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Env: []string{"HTTPS_PROXY"}},
 		{ID: "to-celsius", Tenant: "acme", Use: "transforms.scale", Runtime: "wasm", Module: "testdata/plugins/scale.wasm"},
+	}
+	for i := range want.Plugins {
+		want.Plugins[i].Origin = OriginFile
 	}
 	want.Junctions = []Junction{
 		{ID: "kitchen-temp", Tenant: "default", Source: "mqtt.sensors.*.temp", Transforms: []string{"to-celsius"},

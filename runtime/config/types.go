@@ -80,6 +80,9 @@ type API struct {
 	OperatorKey string `koanf:"operator_key" secret:"true"`
 	// MaxBodySize bounds request bodies.
 	MaxBodySize ByteSize `koanf:"max_body_size"`
+	// MaxModuleSize bounds a plugin module uploaded through the API (a WASM
+	// module or a process binary).
+	MaxModuleSize ByteSize `koanf:"max_module_size"`
 	// Pprof serves Go's runtime profiles (net/http/pprof) under
 	// /api/v1/debug/pprof/, to the operator key only. Off by default.
 	Pprof bool `koanf:"pprof"`
@@ -168,6 +171,12 @@ func (c *Config) CacheDirOrDefault() string {
 	return filepath.Join(filepath.Dir(c.Store.Embedded.Path), "wasm-cache")
 }
 
+// ModulesDirOrDefault is where modules uploaded through the API are kept:
+// a modules folder next to the embedded store.
+func (c *Config) ModulesDirOrDefault() string {
+	return filepath.Join(filepath.Dir(c.Store.Embedded.Path), "modules")
+}
+
 // Plugin declares one plugin instance.
 type Plugin struct {
 	ID      string `koanf:"id"`
@@ -191,7 +200,17 @@ type Plugin struct {
 	// HTTPFetch grants a WASM instance HTTP requests to the listed hosts
 	// (the http_fetch import of sdk/ABI.md); without hosts it has none.
 	HTTPFetch HTTPFetch `koanf:"http_fetch"`
+
+	// Origin says who declared the instance: OriginFile (this file) or
+	// OriginAPI (the admin API, kept in the graph store). Not a key.
+	Origin string `koanf:"-"`
 }
+
+// Origins of a plugin declaration (Plugin.Origin).
+const (
+	OriginFile = "file"
+	OriginAPI  = "api"
+)
 
 // HTTPFetch is a WASM instance's allowance of HTTP requests.
 type HTTPFetch struct {
@@ -277,8 +296,9 @@ func Default() Config {
 			LastSeenFlush:     time.Minute,
 		},
 		API: API{
-			Listen:      "127.0.0.1:8081",
-			MaxBodySize: 1 << 20,
+			Listen:        "127.0.0.1:8081",
+			MaxBodySize:   1 << 20,
+			MaxModuleSize: 64 << 20,
 		},
 		Store: Store{
 			Backend:  "embedded",

@@ -67,7 +67,7 @@ func (v *validation) add(path, format string, args ...any) {
 func (v *validation) graphErr(path string, err error) {
 	walkGraphErr(err, func(field, msg string) {
 		if field != "" {
-			field = path + "." + field
+			field = joinPath(path, field)
 		} else {
 			field = path
 		}
@@ -153,6 +153,9 @@ func (v *validation) api(a *API, g *Gateway) {
 	}
 	if a.MaxBodySize < minBodySize {
 		v.add("api.max_body_size", "must be at least %s, got %s", minBodySize, a.MaxBodySize)
+	}
+	if a.MaxModuleSize < minBodySize {
+		v.add("api.max_module_size", "must be at least %s, got %s", minBodySize, a.MaxModuleSize)
 	}
 }
 
@@ -353,69 +356,13 @@ func (v *validation) plugins(plugins []Plugin) map[tenantID]declaredPlugin {
 	declared := map[tenantID]declaredPlugin{}
 	for i, p := range plugins {
 		path := fmt.Sprintf("plugins[%d]", i)
-		tenant := tenantOf(p.Tenant)
-		v.graphErr(path, graph.ValidID("tenant", tenant))
-		rec := graph.PluginInstance{
-			Meta:    graph.Meta{Tenant: tenant, ID: p.ID},
-			Use:     p.Use,
-			Runtime: p.Runtime,
-			Module:  p.Module,
-		}
-		err := rec.Validate()
-		v.graphErr(path, err)
-		switch p.Runtime {
-		case "wasm", "process":
-			if p.Module == "" {
-				v.add(path+".module", "is required for runtime %s", p.Runtime)
-			}
-		case "builtin":
-			if p.Module != "" {
-				v.add(path+".module", "must be empty for runtime builtin: built-in plugins are compiled in")
-			}
-		}
-		if p.Runtime == "wasm" && strings.HasPrefix(p.Use, "brokers.") {
-			v.add(path+".runtime", "a broker cannot run as wasm (the guest ABI has collectors and transforms only): use builtin or process")
-		}
-		switch {
-		case p.Runtime == "process" && p.SHA256 == "":
-			v.add(path+".sha256", "is required for runtime process: the hex sha256 of the binary at module (sha256sum prints it)")
-		case p.Runtime == "process" && !isSHA256(p.SHA256):
-			v.add(path+".sha256", "must be 64 hex digits (a sha256 sum), got %q", p.SHA256)
-		case p.Runtime != "process" && p.SHA256 != "":
-			v.add(path+".sha256", "applies to runtime process only")
-		}
-		if p.Runtime != "process" && len(p.Env) > 0 {
-			v.add(path+".env", "applies to runtime process only")
-		}
-		for j, name := range p.Env {
-			if !isEnvName(name) {
-				v.add(fmt.Sprintf("%s.env[%d]", path, j), "%q is not a variable name (letters, digits and '_', not starting with a digit)", name)
-			}
-		}
-		switch kind, _, _ := strings.Cut(p.Use, "."); {
-		case kind != "collectors" && p.Interval != 0:
-			v.add(path+".interval", "applies to collectors only")
-		case p.Runtime != "wasm" && p.Interval != 0:
-			v.add(path+".interval", "applies to wasm collectors, which the host calls; a %s collector runs on its own (set its pace in config)", p.Runtime)
-		case p.Runtime == "wasm" && kind == "collectors" && p.Interval <= 0:
-			v.add(path+".interval", "is required for a wasm collector: how often it is called, e.g. 1s")
-		}
-		v.httpFetch(path+".http_fetch", p.Runtime, p.HTTPFetch)
-		if p.Limits.Memory < 0 || (p.Limits.Memory > 0 && (p.Limits.Memory < 64<<10 || p.Limits.Memory > 4<<30)) {
-			v.add(path+".limits.memory", "must be between 64KiB and 4GiB")
-		}
-		if p.Limits.CallTimeout < 0 {
-			v.add(path+".limits.call_timeout", "must be positive")
-		}
-		if p.Limits.PoolSize < 0 || p.Limits.PoolSize > 256 {
-			v.add(path+".limits.pool_size", "must be between 1 and 256")
-		}
+		err := v.plugin(path, &p, nil)
 		if graph.ValidID("", p.ID) != nil {
 			continue
 		}
-		key := tenantID{tenant, p.ID}
+		key := tenantID{tenantOf(p.Tenant), p.ID}
 		if first, dup := declared[key]; dup {
-			v.add(path+".id", "%q is already declared in tenant %q by plugins[%d]", p.ID, tenant, first.index)
+			v.add(path+".id", "%q is already declared in tenant %q by plugins[%d]", p.ID, key.tenant, first.index)
 			continue
 		}
 		kind, _, _ := strings.Cut(p.Use, ".")
@@ -427,6 +374,79 @@ func (v *validation) plugins(plugins []Plugin) map[tenantID]declaredPlugin {
 		declared[key] = declaredPlugin{index: i, kind: kind}
 	}
 	return declared
+}
+
+// plugin checks one plugin declaration on its own (not against the others)
+// and returns the error of its graph record's validation. Its problems are
+// under path, or at the keys themselves when path is "".
+//
+// stored is the record p was made from when it was declared through the
+// API (see PluginFromRecord), nil when it comes from the file. In the file
+// module is a path and sha256 the binary's sum; in a record module is the
+// sha256 of an uploaded module, standing for sha256 too, and p.Module is the
+// path the caller resolved it to, which is not checked.
+func (v *validation) plugin(path string, p *Plugin, stored *graph.PluginInstance) error {
+	at := func(key string) string { return joinPath(path, key) }
+	tenant := tenantOf(p.Tenant)
+	v.graphErr(path, graph.ValidID("tenant", tenant))
+	rec, module, hint := stored, p.Module, ""
+	if stored == nil {
+		rec = &graph.PluginInstance{Meta: graph.Meta{Tenant: tenant, ID: p.ID}, Use: p.Use, Runtime: p.Runtime}
+	} else {
+		module, hint = stored.Module, ": the sha256 of a module uploaded to this tenant"
+	}
+	err := rec.Validate()
+	v.graphErr(path, err)
+	switch p.Runtime {
+	case "wasm", "process":
+		if module == "" {
+			v.add(at("module"), "is required for runtime %s%s", p.Runtime, hint)
+		}
+	case "builtin":
+		if module != "" {
+			v.add(at("module"), "must be empty for runtime builtin: built-in plugins are compiled in")
+		}
+	}
+	if p.Runtime == "wasm" && strings.HasPrefix(p.Use, "brokers.") {
+		v.add(at("runtime"), "a broker cannot run as wasm (the guest ABI has collectors and transforms only): use builtin or process")
+	}
+	switch {
+	case stored != nil:
+		// The record's module is the sum, checked above and by rec.Validate.
+	case p.Runtime == "process" && p.SHA256 == "":
+		v.add(at("sha256"), "is required for runtime process: the hex sha256 of the binary at module (sha256sum prints it)")
+	case p.Runtime == "process" && !isSHA256(p.SHA256):
+		v.add(at("sha256"), "must be 64 hex digits (a sha256 sum), got %q", p.SHA256)
+	case p.Runtime != "process" && p.SHA256 != "":
+		v.add(at("sha256"), "applies to runtime process only")
+	}
+	if p.Runtime != "process" && len(p.Env) > 0 {
+		v.add(at("env"), "applies to runtime process only")
+	}
+	for j, name := range p.Env {
+		if !isEnvName(name) {
+			v.add(at(fmt.Sprintf("env[%d]", j)), "%q is not a variable name (letters, digits and '_', not starting with a digit)", name)
+		}
+	}
+	switch kind, _, _ := strings.Cut(p.Use, "."); {
+	case kind != "collectors" && p.Interval != 0:
+		v.add(at("interval"), "applies to collectors only")
+	case p.Runtime != "wasm" && p.Interval != 0:
+		v.add(at("interval"), "applies to wasm collectors, which the host calls; a %s collector runs on its own (set its pace in config)", p.Runtime)
+	case p.Runtime == "wasm" && kind == "collectors" && p.Interval <= 0:
+		v.add(at("interval"), "is required for a wasm collector: how often it is called, e.g. 1s")
+	}
+	v.httpFetch(at("http_fetch"), p.Runtime, p.HTTPFetch)
+	if p.Limits.Memory < 0 || (p.Limits.Memory > 0 && (p.Limits.Memory < 64<<10 || p.Limits.Memory > 4<<30)) {
+		v.add(at("limits.memory"), "must be between 64KiB and 4GiB")
+	}
+	if p.Limits.CallTimeout < 0 {
+		v.add(at("limits.call_timeout"), "must be positive")
+	}
+	if p.Limits.PoolSize < 0 || p.Limits.PoolSize > 256 {
+		v.add(at("limits.pool_size"), "must be between 1 and 256")
+	}
+	return err
 }
 
 func (v *validation) junctions(junctions []Junction, declared map[tenantID]declaredPlugin) {

@@ -3,33 +3,33 @@
 // its limits), built-in plugins (runtime/host/builtin) and process plugins
 // (runtime/host/process: the same Go plugin code, or any binary speaking
 // sdk/rpc, in a supervised subprocess). It calls WASM collectors on their
-// interval and runs built-in and process ones for as long as the set runs
-// (restarting one that fails, with backoff), hands what they emit
-// to the router, serves transforms to junctions as stages and brokers as
-// targets (queued and batched, see runningBroker). It reports every
-// instance's state for the API.
+// interval and runs built-in and process ones (restarting one that fails,
+// with backoff), hands what they emit to the router, serves transforms to
+// junctions as stages and brokers as targets (queued and batched, see
+// runningBroker). It reports every instance's state for the API.
+//
+// The instances run as generations (Host.Apply): the next generation is
+// built and provisioned in full while the current one serves, then swapped
+// in atomically; instances whose declaration did not change are carried
+// over as they run (the same WASM pool, the same process); the replaced
+// ones finish their calls and are closed. A generation that fails to build
+// changes nothing. Junctions hold stages and brokers by id, so each call
+// reaches exactly one instance: the one serving when it starts.
 //
 // It never touches the graph store or the gateway; instances of one tenant
 // are only ever given that tenant's messages (the router asks by tenant).
-// Swapping a running set for a new one (hot load) is built on Load and
-// Close; a set itself never changes after Load.
 package host
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/switchyard/switchyard/graph"
 	"github.com/switchyard/switchyard/runtime/config"
 	"github.com/switchyard/switchyard/runtime/host/builtin"
 	"github.com/switchyard/switchyard/runtime/host/process"
@@ -38,114 +38,90 @@ import (
 	"github.com/switchyard/switchyard/sdk/plugin"
 )
 
-var (
-	_ junction.Stages  = (*Set)(nil)
-	_ junction.Brokers = (*Set)(nil)
-)
-
 // Info is an instance as the API lists it.
 type Info struct {
-	Tenant    string     `json:"tenant"`
-	ID        string     `json:"id"`
-	Use       string     `json:"use"`
-	Runtime   string     `json:"runtime"`
-	Module    string     `json:"module"` // sha256 of the module, hex
-	State     string     `json:"state"`  // running, stopped; a process: starting, running, restarting, failed
-	PID       int        `json:"pid,omitempty"`
-	Restarts  uint64     `json:"restarts,omitempty"`
-	Calls     uint64     `json:"calls"`
-	Errors    uint64     `json:"errors"`
-	Timeouts  uint64     `json:"timeouts"`
-	Replaced  uint64     `json:"replaced"`
-	LastError string     `json:"last_error,omitempty"`
-	LastAt    *time.Time `json:"last_error_at,omitempty"`
+	Tenant string `json:"tenant"`
+	ID     string `json:"id"`
+	Use    string `json:"use"`
+	// Runtime is wasm, builtin or process; Origin is who declared it:
+	// file (plugins.yaml) or api.
+	Runtime string `json:"runtime"`
+	Origin  string `json:"origin"`
+	Module  string `json:"module"` // sha256 of the module, hex
+	// Generation is the generation that loaded this instance: it has run
+	// unchanged since.
+	Generation uint64     `json:"generation"`
+	State      string     `json:"state"` // running, stopped; a process: starting, running, restarting, failed
+	PID        int        `json:"pid,omitempty"`
+	Restarts   uint64     `json:"restarts,omitempty"`
+	Calls      uint64     `json:"calls"`
+	Errors     uint64     `json:"errors"`
+	Timeouts   uint64     `json:"timeouts"`
+	Replaced   uint64     `json:"replaced"`
+	LastError  string     `json:"last_error,omitempty"`
+	LastAt     *time.Time `json:"last_error_at,omitempty"`
 }
 
-type key struct{ tenant, id string }
+// Key names an instance: its tenant and id.
+type Key struct{ Tenant, ID string }
 
 // instance is one loaded instance: exactly one of wasm, native and proc is
 // set; broker feeds a native or process broker.
 type instance struct {
 	decl   config.Plugin
 	tenant string
-	sha    string
+	sha    string // the module's sha256, hex ("" for builtin)
+	gen    uint64 // the generation that loaded it
 	wasm   *wasm.Instance
 	native *builtin.Instance
 	proc   *process.Plugin
 	broker *runningBroker
+
+	// use guards calls against retirement: a call holds it shared; retire
+	// takes it exclusively, so it waits for the calls under way, and marks
+	// the instance retired, so a call that found it in a generation that
+	// has just been replaced looks again.
+	use     sync.RWMutex
+	retired bool
+
+	// collecting is set while the instance's collector runs.
+	collecting *collector
 }
 
 func (in *instance) attrs() []any {
 	return []any{"tenant", in.tenant, "plugin", in.decl.Use, "instance", in.decl.ID}
 }
 
-// Set is a loaded set of plugin instances.
-type Set struct {
-	log       *slog.Logger
-	instances map[key]*instance
-	order     []key // declaration order, for listings
-
-	stop context.CancelFunc
-	wg   sync.WaitGroup
-}
-
-// Load makes every declared instance. Modules are read from their path
-// (relative to the working directory). On any error nothing is left running
-// and the error names the instance.
-func Load(ctx context.Context, rt *wasm.Runtime, decls []config.Plugin, log *slog.Logger) (_ *Set, err error) {
-	s := &Set{log: log, instances: map[key]*instance{}}
-	defer func() {
-		if err != nil {
-			s.closeInstances(context.Background())
-		}
-	}()
-	for _, d := range decls {
-		tenant := d.Tenant
-		if tenant == "" {
-			tenant = graph.DefaultTenant
-		}
-		name := fmt.Sprintf("plugin %q of tenant %q (%s)", d.ID, tenant, d.Use)
-		cfg, err := json.Marshal(d.Config)
-		if err != nil {
-			return nil, fmt.Errorf("%s: config: %w", name, err)
-		}
-		if d.Config == nil {
-			cfg = []byte("{}")
-		}
-		var in *instance
-		switch d.Runtime {
-		case "wasm":
-			in, err = loadWASM(ctx, rt, d, tenant, cfg)
-		case "builtin":
-			in, err = loadBuiltin(ctx, d, tenant, cfg, log)
-		case "process":
-			in, err = loadProcess(ctx, d, tenant, cfg, log)
-		default:
-			err = fmt.Errorf("runtime %s is not available in this build (wasm, builtin or process)", d.Runtime)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		k := key{tenant, d.ID}
-		s.instances[k] = in
-		s.order = append(s.order, k)
-		log.Info("plugin loaded", append(in.attrs(), "runtime", d.Runtime, "module", d.Module, "sha256", in.sha)...)
-	}
-	return s, nil
-}
-
-func loadWASM(ctx context.Context, rt *wasm.Runtime, d config.Plugin, tenant string, cfg []byte) (*instance, error) {
-	code, err := os.ReadFile(d.Module)
+// load makes one declared instance; code is the module's bytes for wasm.
+func load(ctx context.Context, rt *wasm.Runtime, d config.Plugin, code []byte, log *slog.Logger) (*instance, error) {
+	cfg, err := json.Marshal(d.Config)
 	if err != nil {
-		return nil, fmt.Errorf("read module: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
-	sum := sha256.Sum256(code)
+	if d.Config == nil {
+		cfg = []byte("{}")
+	}
+	switch d.Runtime {
+	case "wasm":
+		return loadWASM(ctx, rt, d, code, cfg)
+	case "builtin":
+		return loadBuiltin(ctx, d, cfg, log)
+	case "process":
+		return loadProcess(ctx, d, cfg, log)
+	}
+	return nil, fmt.Errorf("runtime %s is not available in this build (wasm, builtin or process)", d.Runtime)
+}
+
+func loadWASM(ctx context.Context, rt *wasm.Runtime, d config.Plugin, code []byte, cfg []byte) (*instance, error) {
 	mod, err := rt.Compile(ctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", d.Module, err)
 	}
+	// The instance holds its own reference to the compiled module: this
+	// one is released, so the code is freed with the last instance using it.
+	defer mod.Close(ctx)
 	inst, err := mod.Instantiate(ctx, wasm.InstanceConfig{
-		Tenant: tenant, ID: d.ID, Use: d.Use, Config: cfg,
+		Tenant: d.Tenant, ID: d.ID, Use: d.Use, Config: cfg,
 		Limits: wasm.Limits{
 			MemoryBytes: int64(d.Limits.Memory),
 			CallTimeout: d.Limits.CallTimeout,
@@ -161,68 +137,118 @@ func loadWASM(ctx context.Context, rt *wasm.Runtime, d config.Plugin, tenant str
 	if err != nil {
 		return nil, err
 	}
-	return &instance{decl: d, tenant: tenant, sha: hex.EncodeToString(sum[:]), wasm: inst}, nil
+	return &instance{decl: d, tenant: d.Tenant, sha: mod.Digest(), wasm: inst}, nil
 }
 
-func loadBuiltin(ctx context.Context, d config.Plugin, tenant string, cfg []byte, log *slog.Logger) (*instance, error) {
-	native, err := builtin.New(plugin.WithLogger(ctx, log), d.Use, tenant, d.ID, cfg)
+func loadBuiltin(ctx context.Context, d config.Plugin, cfg []byte, log *slog.Logger) (*instance, error) {
+	native, err := builtin.New(plugin.WithLogger(ctx, log), d.Use, d.Tenant, d.ID, cfg)
 	if err != nil {
 		return nil, err
 	}
-	in := &instance{decl: d, tenant: tenant, native: native}
+	in := &instance{decl: d, tenant: d.Tenant, native: native}
 	if strings.HasPrefix(d.Use, "brokers.") {
 		in.broker = startBroker(native, log, in.attrs()...)
 	}
 	return in, nil
 }
 
-func loadProcess(ctx context.Context, d config.Plugin, tenant string, cfg []byte, log *slog.Logger) (*instance, error) {
+func loadProcess(ctx context.Context, d config.Plugin, cfg []byte, log *slog.Logger) (*instance, error) {
 	p, err := process.Start(ctx, process.Config{
 		Path: d.Module, SHA256: d.SHA256, Env: d.Env,
-		Use: d.Use, Tenant: tenant, Instance: d.ID, Config: cfg,
+		Use: d.Use, Tenant: d.Tenant, Instance: d.ID, Config: cfg,
 		Log: log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	in := &instance{decl: d, tenant: tenant, sha: strings.ToLower(d.SHA256), proc: p}
+	in := &instance{decl: d, tenant: d.Tenant, sha: strings.ToLower(d.SHA256), proc: p}
 	if strings.HasPrefix(d.Use, "brokers.") {
 		in.broker = startBroker(p, log, in.attrs()...)
 	}
 	return in, nil
 }
 
-// Stage returns the transform instance id of tenant.
-func (s *Set) Stage(tenant, id string) (junction.Stage, bool) {
-	in, ok := s.instances[key{tenant, id}]
-	if !ok || !strings.HasPrefix(in.decl.Use, "transforms.") {
-		return nil, false
+// acquire returns the instance k of the generation serving now, holding
+// its use guard (release it with use.RUnlock), or nil when there is none.
+func (h *Host) acquire(k Key) *instance {
+	for {
+		in := h.cur.Load().instances[k]
+		if in == nil {
+			return nil
+		}
+		in.use.RLock()
+		if !in.retired {
+			return in
+		}
+		// Replaced between the two reads: the generation serving now has
+		// already been swapped in (retire comes after the swap).
+		in.use.RUnlock()
 	}
-	return stage{in}, true
 }
 
-// Broker returns the broker instance id of tenant.
-func (s *Set) Broker(tenant, id string) (junction.Broker, bool) {
-	in, ok := s.instances[key{tenant, id}]
-	if !ok || in.broker == nil {
-		return nil, false
-	}
-	return in.broker, true
+// retire waits for the calls under way on in and turns later ones away.
+func (in *instance) retire() {
+	in.use.Lock()
+	in.retired = true
+	in.use.Unlock()
+}
+
+// Stage returns the transform id of tenant as a stage of a junction. The
+// stage follows generations: each call goes to the instance serving at
+// that moment, so a junction needs nothing when its transform is replaced.
+// An id that names no transform makes calls fail with
+// junction.ErrUnavailable until a generation declares it.
+func (h *Host) Stage(tenant, id string) (junction.Stage, bool) {
+	return stage{h, Key{tenant, id}}, true
+}
+
+// Broker returns the broker id of tenant as a junction target; like Stage,
+// it follows generations.
+func (h *Host) Broker(tenant, id string) (junction.Broker, bool) {
+	return broker{h, Key{tenant, id}}, true
 }
 
 // stage adapts a transform instance to the router.
-type stage struct{ in *instance }
+type stage struct {
+	h *Host
+	k Key
+}
 
 func (st stage) Transform(ctx context.Context, m junction.Message, emit func(junction.Message)) error {
-	if st.in.native != nil {
-		return st.in.native.Transform(ctx, toPlugin(m), func(o plugin.Message) { emit(fromPlugin(o)) })
+	in := st.h.acquire(st.k)
+	if in == nil {
+		return fmt.Errorf("transform %q: %w", st.k.ID, junction.ErrUnavailable)
 	}
-	if st.in.proc != nil {
+	defer in.use.RUnlock()
+	switch {
+	case !strings.HasPrefix(in.decl.Use, "transforms."):
+		return fmt.Errorf("%q is a %s, not a transform: %w", st.k.ID, in.decl.Use, junction.ErrUnavailable)
+	case in.native != nil:
+		return in.native.Transform(ctx, toPlugin(m), func(o plugin.Message) { emit(fromPlugin(o)) })
+	case in.proc != nil:
 		// Concurrent calls share RPCs (up to 100 messages each); a router
 		// that hands over whole batches would use TransformBatch.
-		return st.in.proc.Transform(ctx, toPlugin(m), func(o plugin.Message) { emit(fromPlugin(o)) })
+		return in.proc.Transform(ctx, toPlugin(m), func(o plugin.Message) { emit(fromPlugin(o)) })
 	}
-	return st.in.wasm.Transform(ctx, toWasm(m), func(o wasm.Message) { emit(fromWasm(o)) })
+	return in.wasm.Transform(ctx, toWasm(m), func(o wasm.Message) { emit(fromWasm(o)) })
+}
+
+// broker adapts a broker instance to the router.
+type broker struct {
+	h *Host
+	k Key
+}
+
+func (b broker) Offer(m junction.Message) error {
+	in := b.h.acquire(b.k)
+	if in == nil {
+		return fmt.Errorf("broker %q: %w", b.k.ID, junction.ErrUnavailable)
+	}
+	defer in.use.RUnlock()
+	if in.broker == nil {
+		return fmt.Errorf("%q is a %s, not a broker: %w", b.k.ID, in.decl.Use, junction.ErrUnavailable)
+	}
+	return in.broker.Offer(m)
 }
 
 func toWasm(m junction.Message) wasm.Message {
@@ -233,28 +259,40 @@ func fromWasm(m wasm.Message) junction.Message {
 	return junction.Message{Tenant: m.Tenant, Source: m.Source, Subject: m.Subject, Time: m.Time, Payload: m.Payload}
 }
 
-// Start calls every collector on its interval and routes what it emits.
-func (s *Set) Start(route func(junction.Message)) {
+// collector is a running collector instance.
+type collector struct {
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// halt stops the collector and waits for the call under way.
+func (c *collector) halt() {
+	c.stop()
+	<-c.done
+}
+
+// startCollector runs in (a collector) until halted: a WASM one on its
+// interval, a built-in one restarted after a failure, a process one by its
+// supervisor. What it emits goes to route.
+func (h *Host) startCollector(in *instance, route func(junction.Message)) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
-	for _, k := range s.order {
-		in := s.instances[k]
+	c := &collector{stop: cancel, done: make(chan struct{})}
+	in.collecting = c
+	go func() {
+		defer close(c.done)
 		switch {
-		case !strings.HasPrefix(in.decl.Use, "collectors."):
 		case in.native != nil:
-			s.wg.Go(func() { s.run(ctx, in, route) })
+			h.run(ctx, in, route)
 		case in.proc != nil:
 			// Restarts of the process and of a failed collector are the
 			// supervisor's; Collect returns when ctx ends.
-			s.wg.Go(func() {
-				if err := in.proc.Collect(ctx, func(m plugin.Message) error { route(fromPlugin(m)); return nil }); err != nil {
-					s.log.Warn("collector stopped", append(in.attrs(), "err", err)...)
-				}
-			})
+			if err := in.proc.Collect(ctx, func(m plugin.Message) error { route(fromPlugin(m)); return nil }); err != nil {
+				h.log.Warn("collector stopped", append(in.attrs(), "err", err)...)
+			}
 		default:
-			s.wg.Go(func() { s.collect(ctx, in, route) })
+			h.collect(ctx, in, route)
 		}
-	}
+	}()
 }
 
 // Bounds of the backoff between runs of a built-in collector that failed.
@@ -266,7 +304,7 @@ const (
 // run runs a built-in collector until ctx ends, starting it again after a
 // failure (its error is logged and counted), with exponential backoff
 // reset by a run that lasted longer than the backoff.
-func (s *Set) run(ctx context.Context, in *instance, route func(junction.Message)) {
+func (h *Host) run(ctx context.Context, in *instance, route func(junction.Message)) {
 	wait := restartMin
 	for {
 		started := time.Now()
@@ -277,7 +315,7 @@ func (s *Set) run(ctx context.Context, in *instance, route func(junction.Message
 		if time.Since(started) > wait {
 			wait = restartMin
 		}
-		s.log.Warn("collector stopped; starting it again", append(in.attrs(), "err", err, "in", wait)...)
+		h.log.Warn("collector stopped; starting it again", append(in.attrs(), "err", err, "in", wait)...)
 		select {
 		case <-ctx.Done():
 			return
@@ -287,7 +325,7 @@ func (s *Set) run(ctx context.Context, in *instance, route func(junction.Message
 	}
 }
 
-func (s *Set) collect(ctx context.Context, in *instance, route func(junction.Message)) {
+func (h *Host) collect(ctx context.Context, in *instance, route func(junction.Message)) {
 	t := time.NewTicker(in.decl.Interval)
 	defer t.Stop()
 	for {
@@ -297,24 +335,21 @@ func (s *Set) collect(ctx context.Context, in *instance, route func(junction.Mes
 		case now := <-t.C:
 			err := in.wasm.Collect(ctx, now, func(o wasm.Message) { route(fromWasm(o)) })
 			if err != nil && !errors.Is(err, context.Canceled) {
-				s.log.Debug("collector call failed", "tenant", in.tenant, "plugin", in.decl.Use, "instance", in.decl.ID, "err", err)
+				h.log.Debug("collector call failed", append(in.attrs(), "err", err)...)
 			}
 		}
 	}
 }
 
-// List returns every instance with its state, in declaration order.
-func (s *Set) List() []Info {
-	out := make([]Info, 0, len(s.order))
-	for _, k := range s.order {
-		out = append(out, s.instances[k].info())
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Tenant < out[j].Tenant })
-	return out
-}
+func (in *instance) isCollector() bool { return strings.HasPrefix(in.decl.Use, "collectors.") }
 
 func (in *instance) info() Info {
-	info := Info{Tenant: in.tenant, ID: in.decl.ID, Use: in.decl.Use, Runtime: in.decl.Runtime, Module: in.sha, State: "running"}
+	origin := in.decl.Origin
+	if origin == "" {
+		origin = config.OriginFile
+	}
+	info := Info{Tenant: in.tenant, ID: in.decl.ID, Use: in.decl.Use, Runtime: in.decl.Runtime, Origin: origin,
+		Module: in.sha, Generation: in.gen, State: "running"}
 	var lastAt time.Time
 	switch {
 	case in.native != nil:
@@ -335,37 +370,22 @@ func (in *instance) info() Info {
 	return info
 }
 
-// StopCollectors stops calling the collectors and waits for calls under way;
-// transforms keep serving, so the junctions can deliver what they hold.
-func (s *Set) StopCollectors() {
-	if s.stop != nil {
-		s.stop()
-		s.wg.Wait()
+// close releases the instance: its broker's queue is delivered first (within
+// ctx), then the plugin is closed. Retire it before.
+func (in *instance) close(ctx context.Context, log *slog.Logger) {
+	if in.broker != nil {
+		in.broker.close(ctx)
 	}
-}
-
-// Close stops the collectors and closes every instance.
-func (s *Set) Close(ctx context.Context) {
-	s.StopCollectors()
-	s.closeInstances(ctx)
-}
-
-func (s *Set) closeInstances(ctx context.Context) {
-	for _, in := range s.instances {
-		var err error
-		if in.broker != nil {
-			in.broker.close(ctx)
-		}
-		switch {
-		case in.native != nil:
-			err = in.native.Close()
-		case in.proc != nil:
-			err = in.proc.Close(ctx)
-		default:
-			err = in.wasm.Close(ctx)
-		}
-		if err != nil {
-			s.log.Warn("plugin close failed", append(in.attrs(), "err", err)...)
-		}
+	var err error
+	switch {
+	case in.native != nil:
+		err = in.native.Close()
+	case in.proc != nil:
+		err = in.proc.Close(ctx)
+	default:
+		err = in.wasm.Close(ctx)
+	}
+	if err != nil {
+		log.Warn("plugin close failed", append(in.attrs(), "err", err)...)
 	}
 }

@@ -48,6 +48,11 @@ type Stage interface {
 	Transform(ctx context.Context, m Message, emit func(Message)) error
 }
 
+// ErrUnavailable is what a Stage or Broker returns (wrapped) when the
+// instance it stands for is not running: the message is dropped with reason
+// transform_unavailable or broker_unavailable.
+var ErrUnavailable = errors.New("not running")
+
 // Stages finds the transform instances junctions name; the plugin host
 // implements it. A junction whose transform is not found drops its messages
 // (reason transform_unavailable) until the tenant's junctions are set again.
@@ -379,7 +384,11 @@ func (rt *route) transform() {
 				}
 			}
 			if failed != nil {
-				rt.drop(m, DropTransformErr, failed)
+				reason := DropTransformErr
+				if errors.Is(failed, ErrUnavailable) {
+					reason = DropNoTransformer
+				}
+				rt.drop(m, reason, failed)
 				batch = batch[:0]
 				break
 			}
@@ -434,10 +443,14 @@ func (rt *route) toBroker(m Message, id string) {
 	if rt.r.brokers != nil {
 		b, ok = rt.r.brokers.Broker(m.Tenant, id)
 	}
-	switch {
-	case !ok:
+	if !ok {
 		rt.drop(m, DropNoBroker, nil)
-	case b.Offer(m) != nil:
+		return
+	}
+	switch err := b.Offer(m); {
+	case errors.Is(err, ErrUnavailable):
+		rt.drop(m, DropNoBroker, err)
+	case err != nil:
 		rt.drop(m, DropBrokerFull, nil)
 	default:
 		rt.out.Inc()

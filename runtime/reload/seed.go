@@ -1,4 +1,4 @@
-package app
+package reload
 
 import (
 	"context"
@@ -10,14 +10,14 @@ import (
 	"github.com/switchyard/switchyard/runtime/token"
 )
 
-// seed makes sure the default tenant exists and writes what the
+// Seed makes sure the default tenant exists and writes what the
 // configuration file declares into the store: tenants, devices and junctions
 // (creating their tenants when needed). The file is authoritative for what it
 // declares: a declared record replaces a stored one with the same id at every
 // start — except a device's token, revocation and observed fields, which only
 // the API and the device change. A device created here gets a fresh token,
 // handed to tokenMade: the only time it exists in clear.
-func seed(ctx context.Context, store graph.Store, cfg *config.Config, tokenMade func(tenant, device, token string)) error {
+func Seed(ctx context.Context, store graph.Store, cfg *config.Config, tokenMade func(tenant, device, token string)) error {
 	if err := ensureTenant(ctx, store, graph.DefaultTenant); err != nil {
 		return err
 	}
