@@ -18,15 +18,28 @@ import (
 	"github.com/switchyard/switchyard/runtime/apptest"
 )
 
-// hotloadFile is a configuration whose transform "stamp" runs the stamp
-// module of version v (runtime/host/testdata: it wraps each payload as
-// {"v":<version>,"in":<payload>}); the sensor's readings go through it to
-// every display. extra is appended verbatim.
-func hotloadFile(t *testing.T, path string, v int, extra string) {
+// hotload is the configuration of the hot-load tests: the transform
+// "stamp" runs the stamp module of version v (runtime/host/testdata: it
+// wraps each payload as {"v":<version>,"in":<payload>}), then, when upper
+// is set, the process plugin at upper (transforms.test-upper, which
+// upper-cases it); the sensor's readings go through them to every display.
+// extra is appended verbatim.
+type hotload struct {
+	v          int
+	upper, sum string
+	extra      string
+}
+
+func (h hotload) write(t testing.TB, path string) {
 	t.Helper()
-	module, err := filepath.Abs(fmt.Sprintf("../host/testdata/stamp_v%d.wasm", v))
+	module, err := filepath.Abs(fmt.Sprintf("../host/testdata/stamp_v%d.wasm", h.v))
 	if err != nil {
 		t.Fatal(err)
+	}
+	chain, upper := "[stamp]", ""
+	if h.upper != "" {
+		chain = "[stamp, upper]"
+		upper = fmt.Sprintf("  - {id: upper, use: transforms.test-upper, runtime: process, module: %s, sha256: %s}\n", h.upper, h.sum)
 	}
 	yaml := fmt.Sprintf(`plugins:
   - id: stamp
@@ -34,16 +47,22 @@ func hotloadFile(t *testing.T, path string, v int, extra string) {
     runtime: wasm
     module: %s
     limits: {call_timeout: 10s}
-junctions:
+%sjunctions:
   - id: readings
     source: device.sensor.telemetry
-    transforms: [stamp]
+    transforms: %s
     targets:
       - selector: {role: display}
-%s`, module, extra)
+%s`, module, upper, chain, h.extra)
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// hotloadFile writes the configuration of stamp version v alone, with extra.
+func hotloadFile(t *testing.T, path string, v int, extra string) {
+	t.Helper()
+	hotload{v: v, extra: extra}.write(t, path)
 }
 
 // display is a connected device that records what it receives.
@@ -89,26 +108,70 @@ func (d *display) count() int {
 	return len(d.got)
 }
 
-// Under steady traffic to 1,000 connected devices through a WASM transform,
-// 100 reloads of the configuration file alternate two versions of the
-// transform: no device is disconnected, every device gets every message
-// once and in order, and each message was handled by exactly one version
-// (every device saw the same version for it).
+// Under steady traffic to 1,000 connected devices through a WASM transform
+// and a process transform, 100 reloads of the configuration file alternate
+// two versions of the WASM transform: no device is disconnected, every
+// device gets every message once and in order, each message was handled by
+// exactly one version (every device saw the same version for it), and the
+// process plugin, whose declaration did not change, kept its process.
 func TestReloadsUnderTraffic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 devices and 100 reloads")
 	}
+	run := reloadUnderTraffic(t, swapWASM, 100)
+	t.Logf("reload request to new generation serving: p50 %.1f ms, p99 %.1f ms", run.p50, run.p99)
+}
+
+// BenchmarkReloadUnderTraffic measures the reload latency (request to new
+// generation serving) under the traffic of TestReloadsUnderTraffic, b.N
+// reloads: swapping the WASM transform, or the process transform (a new
+// process each time). Run with -benchtime 100x.
+func BenchmarkReloadUnderTraffic(b *testing.B) {
+	for _, swap := range []string{swapWASM, swapProcess} {
+		b.Run(swap, func(b *testing.B) {
+			run := reloadUnderTraffic(b, swap, b.N)
+			b.ReportMetric(run.p50, "p50-ms")
+			b.ReportMetric(run.p99, "p99-ms")
+			b.ReportMetric(float64(run.messages), "messages")
+		})
+	}
+}
+
+// What reloadUnderTraffic swaps.
+const (
+	swapWASM    = "wasm"    // stamp v1 ↔ v2; the process plugin stays
+	swapProcess = "process" // the process plugin's binary between two copies; stamp stays
+)
+
+type trafficRun struct {
+	p50, p99 float64 // reload latency, ms
+	messages int     // sent, and received by every device
+}
+
+func reloadUnderTraffic(tb testing.TB, swap string, reloads int) trafficRun {
 	const (
 		devices = 1000
-		reloads = 100
 		// The sensor's pace: 20 readings a second, 20,000 frames a second to
 		// the displays, within what the relay and these 1,000 clients
 		// sustain together under the race detector on two cores.
 		every = 50 * time.Millisecond
 	)
-	path := filepath.Join(t.TempDir(), "plugins.yaml")
-	hotloadFile(t, path, 1, "")
-	r := apptest.StartFile(t, path, false)
+	dir := tb.TempDir()
+	path := filepath.Join(dir, "plugins.yaml")
+	upper, sum := apptest.TestPluginBinary(tb)
+	// Two copies of the plugin binary: a process swap changes its path.
+	uppers := [2]string{filepath.Join(dir, "a-upper"), filepath.Join(dir, "b-upper")}
+	for _, p := range uppers {
+		copyExecutable(tb, upper, p)
+	}
+	config := func(i int) hotload {
+		if swap == swapWASM {
+			return hotload{v: 1 + i%2, upper: uppers[0], sum: sum}
+		}
+		return hotload{v: 1, upper: uppers[i%2], sum: sum}
+	}
+	config(0).write(tb, path)
+	r := apptest.StartFile(tb, path, false)
 
 	var readers sync.WaitGroup
 	displays := make([]*display, devices)
@@ -123,6 +186,7 @@ func TestReloadsUnderTraffic(t *testing.T) {
 		go d.read(&readers)
 	}
 	sensor := r.Connect(r.CreateDevice("default", "sensor", nil))
+	pid := processPID(tb, r, "upper")
 
 	// The sensor sends until the reloads are over.
 	var sent atomic.Int64
@@ -139,7 +203,7 @@ func TestReloadsUnderTraffic(t *testing.T) {
 			case <-tick.C:
 			}
 			if err := sensor.Conn.WriteJSON(map[string]any{"type": "data", "stream": "telemetry", "payload": map[string]any{"seq": seq}}); err != nil {
-				t.Errorf("sensor: %v", err)
+				tb.Errorf("sensor: %v", err)
 				return
 			}
 			sent.Store(int64(seq))
@@ -147,16 +211,19 @@ func TestReloadsUnderTraffic(t *testing.T) {
 	}()
 
 	latencies := make([]float64, 0, reloads)
+	if b, ok := tb.(*testing.B); ok {
+		b.ResetTimer()
+	}
 	for i := range reloads {
 		time.Sleep(2 * every) // readings under each version
-		hotloadFile(t, path, 2-(i+1)%2, "")
+		config(i+1).write(tb, path)
 		status, body := r.Do("POST", "/api/v1/reload", nil)
 		if status != http.StatusOK {
-			t.Fatalf("reload %d: %d %v", i+1, status, body)
+			tb.Fatalf("reload %d: %d %v", i+1, status, body)
 		}
 		g := body["generation"].(map[string]any)
-		if g["state"] != "active" {
-			t.Fatalf("reload %d: generation %v", i+1, g)
+		if g["state"] != "active" || len(g["changes"].([]any)) != 1 {
+			tb.Fatalf("reload %d: generation %v", i+1, g)
 		}
 		latencies = append(latencies, g["serving_after_ms"].(float64))
 	}
@@ -179,20 +246,20 @@ func TestReloadsUnderTraffic(t *testing.T) {
 		got, closeErr := slices.Clone(d.got), d.closeErr
 		d.mu.Unlock()
 		if closeErr != nil {
-			t.Fatalf("display-%d was disconnected: %v", i, closeErr)
+			tb.Fatalf("display-%d was disconnected: %v", i, closeErr)
 		}
 		if len(got) != n {
-			t.Fatalf("display-%d got %d messages, the sensor sent %d", i, len(got), n)
+			tb.Fatalf("display-%d got %d messages, the sensor sent %d", i, len(got), n)
 		}
 		for j, m := range got {
 			if m.seq != j+1 {
-				t.Fatalf("display-%d: message %d has sequence %d (lost, duplicated or out of order)", i, j+1, m.seq)
+				tb.Fatalf("display-%d: message %d has sequence %d (lost, duplicated or out of order)", i, j+1, m.seq)
 			}
 			if m.version != 1 && m.version != 2 {
-				t.Fatalf("display-%d: message %d handled by version %d", i, m.seq, m.version)
+				tb.Fatalf("display-%d: message %d handled by version %d", i, m.seq, m.version)
 			}
 			if v, ok := versionOf[m.seq]; ok && v != m.version {
-				t.Fatalf("message %d: version %d at one display, %d at another", m.seq, v, m.version)
+				tb.Fatalf("message %d: version %d at one display, %d at another", m.seq, v, m.version)
 			}
 			versionOf[m.seq] = m.version
 		}
@@ -203,21 +270,56 @@ func TestReloadsUnderTraffic(t *testing.T) {
 			switches++
 		}
 	}
-	t.Logf("%d messages to each of %d devices across %d reloads; the version changed %d times between consecutive messages", n, devices, reloads, switches)
-	if switches < reloads/2 {
-		t.Errorf("the version changed only %d times in %d reloads: the reloads did not take effect", switches, reloads)
+	tb.Logf("%s swaps: %d messages to each of %d devices across %d reloads; the version changed %d times between consecutive messages",
+		swap, n, devices, reloads, switches)
+	switch after := processPID(tb, r, "upper"); {
+	case swap == swapWASM && switches < reloads/2:
+		tb.Errorf("the version changed only %d times in %d reloads: the reloads did not take effect", switches, reloads)
+	case swap == swapWASM && after != pid:
+		tb.Errorf("the process plugin, whose declaration did not change, went from pid %d to %d", pid, after)
+	case swap == swapProcess && reloads > 0 && after == pid:
+		tb.Errorf("the process plugin kept pid %d across %d swaps of its binary", pid, reloads)
 	}
-	slices.Sort(latencies)
-	t.Logf("reload request to new generation serving: p50 %.1f ms, p99 %.1f ms", latencies[len(latencies)/2], latencies[len(latencies)*99/100])
 
 	_, body := r.Do("GET", "/api/v1/tenants/default/sessions", nil)
 	if got := len(body["sessions"].([]any)); got != devices+1 {
-		t.Errorf("%d sessions after the reloads, want %d", got, devices+1)
+		tb.Errorf("%d sessions after the reloads, want %d", got, devices+1)
 	}
 	for _, d := range displays {
 		d.conn.Close()
 	}
 	readers.Wait()
+	slices.Sort(latencies)
+	run := trafficRun{messages: n}
+	if len(latencies) > 0 {
+		run.p50, run.p99 = latencies[len(latencies)/2], latencies[len(latencies)*99/100]
+	}
+	return run
+}
+
+// processPID is the pid GET /api/v1/plugins shows for instance id.
+func processPID(tb testing.TB, r *apptest.Relay, id string) int {
+	tb.Helper()
+	_, body := r.Do("GET", "/api/v1/plugins", nil)
+	for _, p := range body["plugins"].([]any) {
+		if p := p.(map[string]any); p["id"] == id {
+			pid, _ := p["pid"].(float64)
+			return int(pid)
+		}
+	}
+	tb.Fatalf("no instance %q in %v", id, body)
+	return 0
+}
+
+func copyExecutable(tb testing.TB, from, to string) {
+	tb.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o700); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // A reload to a broken module, to a broken configuration and to one that

@@ -354,41 +354,56 @@ func Plugins(t testing.TB) string {
 	return pluginsDir
 }
 
+// binary is a Go program built once per test process.
+type binary struct {
+	pkg  string // relative to the repository
+	once sync.Once
+	path string
+	err  error
+}
+
 var (
-	relayOnce sync.Once
-	relayBin  string
-	relayErr  error
+	relay      = &binary{pkg: "./runtime/cmd/switchyard"}
+	testPlugin = &binary{pkg: "./runtime/host/process/testdata/testplugin"}
 )
 
-// RelayBinary builds the relay (runtime/cmd/switchyard, with every shipped
-// built-in) once per test process into the test's temp folder and returns
-// its path and sha256 (hex): a process plugin module for tests, served by
-// `switchyard plugin serve`.
-func RelayBinary(t testing.TB) (path, sum string) {
+// build builds b into a temp folder (once) and returns its path and sha256.
+func (b *binary) build(t testing.TB) (path, sum string) {
 	t.Helper()
-	relayOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "apptest-relay-")
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "apptest-bin-")
 		if err != nil {
-			relayErr = err
+			b.err = err
 			return
 		}
-		relayBin = filepath.Join(dir, "switchyard")
-		cmd := exec.Command("go", "build", "-o", relayBin, "./runtime/cmd/switchyard")
+		b.path = filepath.Join(dir, filepath.Base(b.pkg))
+		cmd := exec.Command("go", "build", "-o", b.path, b.pkg)
 		cmd.Dir = repoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			relayErr = fmt.Errorf("go build ./runtime/cmd/switchyard: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 		}
 	})
-	if relayErr != nil {
-		t.Fatal(relayErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	data, err := os.ReadFile(relayBin)
+	data, err := os.ReadFile(b.path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := sha256.Sum256(data)
-	return relayBin, hex.EncodeToString(h[:])
+	return b.path, hex.EncodeToString(h[:])
 }
+
+// RelayBinary builds the relay (runtime/cmd/switchyard, with every shipped
+// built-in) once per test process and returns its path and sha256 (hex): a
+// process plugin module for tests, served by `switchyard plugin serve`.
+func RelayBinary(t testing.TB) (path, sum string) { return relay.build(t) }
+
+// TestPluginBinary builds the process plugin of the process host's tests
+// (runtime/host/process/testdata/testplugin: transforms.test-upper, which
+// upper-cases payloads, and others) once per test process and returns its
+// path and sha256 (hex).
+func TestPluginBinary(t testing.TB) (path, sum string) { return testPlugin.build(t) }
 
 // WASMCache is the compilation cache every test relay of the repository
 // shares (bin/wasm-cache-test).

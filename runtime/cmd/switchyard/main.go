@@ -95,24 +95,26 @@ func (o overrides) Set(s string) error {
 	return nil
 }
 
-func load(name string, args []string, stderr io.Writer) (*config.Config, string, error) {
+func load(name string, args []string, stderr io.Writer) (*config.Config, config.Source, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("c", "plugins.yaml", "configuration file")
 	set := overrides{}
 	fs.Var(set, "set", "override KEY=VALUE (repeatable)")
 	if err := fs.Parse(args); err != nil {
-		return nil, "", err
+		return nil, config.Source{}, err
 	}
 	if fs.NArg() > 0 {
-		return nil, "", fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return nil, config.Source{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	cfg, err := config.Load(config.Source{Path: *path, Environ: os.Environ(), Overrides: set})
-	return cfg, *path, err
+	src := config.Source{Path: *path, Environ: os.Environ(), Overrides: set}
+	cfg, err := config.Load(src)
+	return cfg, src, err
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
-	_, path, err := load("validate", args, stderr)
+	_, src, err := load("validate", args, stderr)
+	path := src.Path
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		var problems config.Problems
@@ -126,7 +128,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(args []string, stderr io.Writer) int {
-	cfg, _, err := load("run", args, stderr)
+	cfg, src, err := load("run", args, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -139,6 +141,8 @@ func serve(args []string, stderr io.Writer) int {
 	defer stop()
 
 	a, err := app.Start(ctx, cfg, app.Options{
+		Source:  &src,
+		Watch:   true,
 		Logger:  log,
 		Version: buildVersion(),
 		KeyGenerated: func(key string) {
@@ -157,7 +161,17 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	<-ctx.Done()
+	// SIGHUP reloads the configuration file (so does a change to it).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			_, _ = a.Reload(ctx, "signal") // logged by Reload
+		case <-ctx.Done():
+		}
+	}
 	log.Info("shutting down", "drain_timeout", cfg.Gateway.DrainTimeout.String())
 	// The gateway drains devices within drain_timeout and then drops the
 	// rest; the headroom is for the API and the last store writes after it.

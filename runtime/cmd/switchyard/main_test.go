@@ -139,8 +139,14 @@ type process struct {
 func start(t *testing.T, dir string, env ...string) *process {
 	t.Helper()
 	apptest.Plugins(t)
+	return startWith(t, dir, "../../../plugins.yaml", env...)
+}
+
+// startWith is start with the configuration file config.
+func startWith(t *testing.T, dir, config string, env ...string) *process {
+	t.Helper()
 	gw, api := freePort(t), freePort(t)
-	cmd := exec.Command(binary, "run", "-c", "../../../plugins.yaml",
+	cmd := exec.Command(binary, "run", "-c", config,
 		"-set", "gateway.listen="+gw, "-set", "api.listen="+api,
 		"-set", "store.embedded.path="+filepath.Join(dir, "switchyard.db"),
 		"-set", "wasm.cache_dir="+apptest.WASMCache())
@@ -295,5 +301,66 @@ func TestGCPercent(t *testing.T) {
 			t.Errorf("env %v: /metrics lacks %q", tc.env, strings.TrimSpace(tc.want))
 		}
 		p.stop(t)
+	}
+}
+
+// A change to the configuration file is applied without a restart, and so
+// is SIGHUP; a file that cannot be applied leaves the relay as it was.
+func TestReloadOnFileChangeAndSignal(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "plugins.yaml")
+	write := func(v int) {
+		module, _ := filepath.Abs(fmt.Sprintf("../../host/testdata/stamp_v%d.wasm", v))
+		yaml := fmt.Sprintf("plugins:\n  - {id: stamp, use: transforms.stamp, runtime: wasm, module: %s}\n", module)
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1)
+	const key = "reload-test-operator-key-0123456789"
+	p := startWith(t, dir, path, "SWITCHYARD_API__OPERATOR_KEY="+key)
+	generation := func() float64 {
+		req, _ := http.NewRequest("GET", p.api+"/api/v1/plugins", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		g, _ := body["generation"].(float64)
+		return g
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s; stderr:\n%s", what, p.stderr.String())
+			}
+		}
+	}
+	if g := generation(); g != 1 {
+		t.Fatalf("generation %v at start", g)
+	}
+	write(2)
+	waitFor("the file change applied", func() bool { return generation() == 2 })
+
+	if err := os.WriteFile(path, []byte("plugins: [{id: stamp}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the broken file refused", func() bool { return strings.Contains(p.stderr.String(), "configuration not reloaded") })
+	if g := generation(); g != 2 {
+		t.Fatalf("generation %v after a broken file", g)
+	}
+	write(1)
+	waitFor("the repaired file applied", func() bool { return generation() == 3 })
+
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("SIGHUP reloaded", func() bool { return strings.Contains(p.stderr.String(), "cause=signal") })
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, p.stderr.String())
 	}
 }
