@@ -366,7 +366,7 @@ func (h *Host) Status() (active Generation, failed *Generation) {
 func (h *Host) History(tenant string) []Generation {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []Generation
+	out := []Generation{}
 	for i := len(h.history) - 1; i >= 0; i-- {
 		g := h.history[i]
 		if tenant != "" {
