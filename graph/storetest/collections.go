@@ -134,12 +134,17 @@ func pluginKind() kind[graph.PluginInstance, *graph.PluginInstance] {
 				Runtime: "wasm",
 				Module:  hex.EncodeToString(sum("module of " + id)),
 				Config:  []byte(`{"factor":2}`),
+				Limits:  &graph.PluginLimits{Memory: "16MiB", CallTimeout: "100ms", PoolSize: 2},
+				HTTPFetch: &graph.PluginHTTPFetch{Hosts: []string{"api.example", "*.lan:8080"}, Timeout: "5s",
+					MaxResponse: "1MiB", MaxRequest: "64KiB"},
 			}
 		},
 		change: func(p *graph.PluginInstance) {
 			p.Runtime = "builtin"
 			p.Module = ""
 			p.Config = []byte(`{"factor":3}`)
+			p.Limits, p.HTTPFetch = nil, nil
+			p.Use, p.Interval, p.Env = "collectors.system", "30s", []string{"HOME"}
 		},
 		scribble: func(p *graph.PluginInstance) {
 			p.Config[0] = 'X'

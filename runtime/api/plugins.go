@@ -52,7 +52,13 @@ func (s *Server) listPlugins(c echo.Context) error {
 	}
 	active, failed := s.Plugins.Status()
 	body := map[string]any{"plugins": list, "generation": active.Number}
-	if failed != nil && (tenant == "" || len(s.Plugins.History(tenant)) > 0 && s.Plugins.History(tenant)[0].Number == failed.Number) {
+	if failed != nil && tenant != "" {
+		// A tenant sees a failure on its instances or its request only.
+		if mine := s.Plugins.History(tenant); len(mine) == 0 || mine[0].Number != failed.Number {
+			failed = nil
+		}
+	}
+	if failed != nil {
 		body["last_failure"] = failed
 	}
 	return c.JSON(http.StatusOK, body)

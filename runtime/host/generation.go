@@ -66,8 +66,12 @@ type Host struct {
 	mu       sync.Mutex // serialises Apply, Start, StopCollectors and Close
 	route    func(junction.Message)
 	stopping bool
-	next     uint64       // the number of the last generation attempted
-	history  []Generation // oldest first, at most historySize
+	next     uint64 // the number of the last generation attempted
+
+	// hist guards history apart from mu, so that listings never wait for a
+	// generation being built.
+	hist    sync.Mutex
+	history []Generation // oldest first, at most historySize
 }
 
 // generation is an immutable set of instances.
@@ -226,7 +230,8 @@ func (h *Host) Apply(ctx context.Context, p Plan) (Generation, error) {
 		}
 	}
 	if len(changes) == 0 {
-		return h.active(), nil
+		active, _ := h.Status()
+		return active, nil
 	}
 
 	for _, in := range outgoing {
@@ -250,11 +255,6 @@ func (h *Host) Apply(ctx context.Context, p Plan) (Generation, error) {
 		cancel()
 	}
 	h.next = number
-	for i := range h.history {
-		if h.history[i].State == StateActive {
-			h.history[i].State = StateSuperseded
-		}
-	}
 	g := h.record(Generation{Number: number, Cause: p.Cause, State: StateActive, At: started,
 		ServingAfterMS: float64(serving.Microseconds()) / 1000, Changes: changes, Instances: len(next.order), decls: p.Decls})
 	h.log.Info("plugin generation serving", "generation", number, "cause", p.Cause, "changes", len(changes),
@@ -301,23 +301,22 @@ func changedFields(in *instance, d config.Plugin, sum string) []string {
 }
 
 // record appends g to the history (dropping the oldest past historySize)
-// and returns it.
+// and returns it; an active g supersedes the one before.
 func (h *Host) record(g Generation) Generation {
+	h.hist.Lock()
+	defer h.hist.Unlock()
+	if g.State == StateActive {
+		for i := range h.history {
+			if h.history[i].State == StateActive {
+				h.history[i].State = StateSuperseded
+			}
+		}
+	}
 	if len(h.history) == historySize {
 		h.history = slices.Delete(h.history, 0, 1)
 	}
 	h.history = append(h.history, g)
 	return g
-}
-
-// active returns the generation serving (mu held).
-func (h *Host) active() Generation {
-	for i := len(h.history) - 1; i >= 0; i-- {
-		if h.history[i].State == StateActive {
-			return h.history[i]
-		}
-	}
-	return Generation{}
 }
 
 // Start starts the collectors of the generation serving and of every later
@@ -349,9 +348,14 @@ func (h *Host) List() []Info {
 // Status returns the generation serving and, when the last attempt after
 // it failed, that attempt.
 func (h *Host) Status() (active Generation, failed *Generation) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	active = h.active()
+	h.hist.Lock()
+	defer h.hist.Unlock()
+	for i := len(h.history) - 1; i >= 0; i-- {
+		if h.history[i].State == StateActive {
+			active = h.history[i]
+			break
+		}
+	}
 	if n := len(h.history); n > 0 && h.history[n-1].State == StateFailed {
 		f := h.history[n-1]
 		failed = &f
@@ -364,8 +368,8 @@ func (h *Host) Status() (active Generation, failed *Generation) {
 // its instances, or that failed on one of them or on its request, with only
 // its changes.
 func (h *Host) History(tenant string) []Generation {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.hist.Lock()
+	defer h.hist.Unlock()
 	out := []Generation{}
 	for i := len(h.history) - 1; i >= 0; i-- {
 		g := h.history[i]
@@ -392,8 +396,8 @@ func (h *Host) History(tenant string) []Generation {
 // Decls returns what generation number declared, if it is remembered and
 // was applied (active or superseded).
 func (h *Host) Decls(number uint64) ([]config.Plugin, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.hist.Lock()
+	defer h.hist.Unlock()
 	for _, g := range h.history {
 		if g.Number == number && g.State != StateFailed {
 			return slices.Clone(g.decls), true
@@ -405,8 +409,8 @@ func (h *Host) Decls(number uint64) ([]config.Plugin, bool) {
 // Previous returns the number of the generation that served before the one
 // serving (the target of a rollback), if it is remembered.
 func (h *Host) Previous() (uint64, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.hist.Lock()
+	defer h.hist.Unlock()
 	seenActive := false
 	for i := len(h.history) - 1; i >= 0; i-- {
 		switch g := h.history[i]; {
