@@ -177,6 +177,35 @@ func (s *Server) deleteInstance(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"generation": g})
 }
 
+// sentinels are the answers to the errors of a plugin change and of the
+// module store that say what went wrong.
+var sentinels = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{reload.ErrNoFile, http.StatusConflict, "no_configuration_file"},
+	{reload.ErrDeclaredInFile, http.StatusConflict, "declared_in_file"},
+	{reload.ErrModule, http.StatusUnprocessableEntity, "module_unavailable"},
+	{reload.ErrNoGeneration, http.StatusConflict, "no_generation"},
+	{host.ErrStopping, http.StatusServiceUnavailable, "shutting_down"},
+	{modules.ErrNotFound, http.StatusNotFound, "module_not_found"},
+	{modules.ErrTooLarge, http.StatusRequestEntityTooLarge, "module_too_large"},
+	{modules.ErrMismatch, http.StatusUnprocessableEntity, "sha256_mismatch"},
+	{modules.ErrConflict, http.StatusConflict, "module_exists"},
+	{modules.ErrEmpty, http.StatusUnprocessableEntity, "invalid_module"},
+	{modules.ErrNotWASM, http.StatusUnprocessableEntity, "invalid_module"},
+}
+
+func sentinelError(err error) *Error {
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			return newError(s.status, s.code, "%v", err)
+		}
+	}
+	return nil
+}
+
 // controlError maps an error of a plugin change to the API's error.
 func controlError(kind, id string, err error) *Error {
 	var notApplied *host.NotAppliedError
@@ -187,16 +216,8 @@ func controlError(kind, id string, err error) *Error {
 		e = newError(http.StatusUnprocessableEntity, "live_only_setting", "%v", err)
 	case errors.As(err, &problems):
 		e = newError(http.StatusUnprocessableEntity, "invalid_configuration", "%v", err)
-	case errors.Is(err, reload.ErrNoFile):
-		return newError(http.StatusConflict, "no_configuration_file", "%v", err)
-	case errors.Is(err, reload.ErrDeclaredInFile):
-		return newError(http.StatusConflict, "declared_in_file", "%v", err)
-	case errors.Is(err, reload.ErrModule):
-		return newError(http.StatusUnprocessableEntity, "module_unavailable", "%v", err)
-	case errors.Is(err, reload.ErrNoGeneration):
-		return newError(http.StatusConflict, "no_generation", "%v", err)
-	case errors.Is(err, host.ErrStopping):
-		return newError(http.StatusServiceUnavailable, "shutting_down", "%v", err)
+	case sentinelError(err) != nil:
+		return sentinelError(err)
 	case errors.As(err, &notApplied) && !isStoreError(notApplied.Err):
 		return newError(http.StatusUnprocessableEntity, "plugin_refused", "%v", err)
 	default:
@@ -366,16 +387,8 @@ func (s *Server) deleteModule(c echo.Context) error {
 func moduleError(err error) *Error {
 	var inv *graph.InvalidError
 	switch {
-	case errors.Is(err, modules.ErrNotFound):
-		return newError(http.StatusNotFound, "module_not_found", "%v", err)
-	case errors.Is(err, modules.ErrTooLarge):
-		return newError(http.StatusRequestEntityTooLarge, "module_too_large", "%v", err)
-	case errors.Is(err, modules.ErrMismatch):
-		return newError(http.StatusUnprocessableEntity, "sha256_mismatch", "%v", err)
-	case errors.Is(err, modules.ErrConflict):
-		return newError(http.StatusConflict, "module_exists", "%v", err)
-	case errors.Is(err, modules.ErrEmpty), errors.Is(err, modules.ErrNotWASM):
-		return newError(http.StatusUnprocessableEntity, "invalid_module", "%v", err)
+	case sentinelError(err) != nil:
+		return sentinelError(err)
 	case errors.As(err, &inv):
 		return fieldError(inv.Field, "%s", inv.Message)
 	case errors.Is(err, modules.ErrInvalid):

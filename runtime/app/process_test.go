@@ -36,13 +36,13 @@ func TestProcessPluginKilledUnderTraffic(t *testing.T) {
 	for _, p := range panels {
 		p.ReadUntil("message")
 	}
-	pid := pluginPID(t, r)
+	pid := processPID(t, r, "station")
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill the plugin process %d: %v", pid, err)
 	}
 	killed := time.Now()
 	for {
-		if p := pluginPID(t, r); p != 0 && p != pid {
+		if p := processPID(t, r, "station"); p != 0 && p != pid {
 			t.Logf("plugin process %d restarted as %d after %s", pid, p, time.Since(killed).Round(time.Millisecond))
 			break
 		}
@@ -65,16 +65,4 @@ func TestProcessPluginKilledUnderTraffic(t *testing.T) {
 	if status, body := r.Do("GET", "/api/v1/tenants/default/sessions", nil); status != http.StatusOK || len(body["sessions"].([]any)) != 3 {
 		t.Fatalf("sessions after the restart: %d %v", status, body)
 	}
-}
-
-// pluginPID is the pid GET /api/v1/plugins shows for the only plugin.
-func pluginPID(t *testing.T, r *apptest.Relay) int {
-	t.Helper()
-	_, body := r.Do("GET", "/api/v1/plugins", nil)
-	list, _ := body["plugins"].([]any)
-	if len(list) != 1 {
-		t.Fatalf("GET /api/v1/plugins: %v", body)
-	}
-	pid, _ := list[0].(map[string]any)["pid"].(float64)
-	return int(pid)
 }
