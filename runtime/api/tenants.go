@@ -88,6 +88,10 @@ func (s *Server) deleteTenant(c echo.Context) error {
 	for _, sess := range s.Gateway.Sessions(id) {
 		s.Gateway.Disconnect(id, sess.Device, gateway.CloseRevoked, "tenant deleted")
 	}
+	if _, err := s.Control.TenantDeleted(c.Request().Context(), id); err != nil {
+		// The tenant is gone; its instances stop at the next change.
+		s.log.Error("plugin instances of a deleted tenant not stopped", "tenant", id, "err", err)
+	}
 	s.log.Info("tenant deleted", "tenant", id)
 	return c.NoContent(http.StatusNoContent)
 }

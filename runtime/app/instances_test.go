@@ -183,3 +183,38 @@ func toList(v any) []any {
 	list, _ := v.([]any)
 	return list
 }
+
+// Deleting a tenant stops its API-declared instances and removes its
+// modules; another tenant's keep running.
+func TestDeletedTenantsInstancesStop(t *testing.T) {
+	r := apptest.Start(t, "", nil)
+	v1, sum1 := readStamp(t, 1)
+	for _, id := range []string{"acme", "globex"} {
+		if s, b := r.Do("POST", "/api/v1/tenants", map[string]any{"id": id}); s != http.StatusCreated {
+			t.Fatalf("create tenant %s: %d %v", id, s, b)
+		}
+		if s, b := r.Do("POST", "/api/v1/tenants/"+id+"/modules", v1); s != http.StatusCreated {
+			t.Fatalf("upload to %s: %d %v", id, s, b)
+		}
+		if s, b := r.Do("POST", "/api/v1/tenants/"+id+"/plugins", map[string]any{"id": "stamp", "use": "transforms.stamp", "runtime": "wasm", "module": sum1}); s != http.StatusCreated {
+			t.Fatalf("declare in %s: %d %v", id, s, b)
+		}
+	}
+	if s, b := r.Do("DELETE", "/api/v1/tenants/globex", nil); s != http.StatusNoContent {
+		t.Fatalf("delete globex: %d %v", s, b)
+	}
+	_, b := r.Do("GET", "/api/v1/plugins", nil)
+	var tenants []string
+	for _, p := range b["plugins"].([]any) {
+		tenants = append(tenants, p.(map[string]any)["tenant"].(string))
+	}
+	if strings.Join(tenants, ",") != "acme" {
+		t.Fatalf("running after globex was deleted: %v", b)
+	}
+	if s, b := r.Do("POST", "/api/v1/tenants", map[string]any{"id": "globex"}); s != http.StatusCreated {
+		t.Fatalf("create globex again: %d %v", s, b)
+	}
+	if _, b := r.Do("GET", "/api/v1/tenants/globex/modules", nil); len(toList(b["modules"])) != 0 {
+		t.Fatalf("a new globex finds the old one's modules: %v", b)
+	}
+}

@@ -154,6 +154,9 @@ func New(rt *wasm.Runtime, log *slog.Logger) *Host {
 // (its Commit still runs) and returns the one serving.
 func (h *Host) Apply(ctx context.Context, p Plan) (Generation, error) {
 	started := time.Now()
+	// The instances outlive the request that made them: ctx's values (the
+	// logger) reach them, its end does not.
+	ctx = context.WithoutCancel(ctx)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cur := h.cur.Load()

@@ -304,6 +304,19 @@ func (s *Store) Delete(tenant, sha string) error {
 	return nil
 }
 
+// RemoveTenant removes every module of tenant (a tenant deleted).
+func (s *Store) RemoveTenant(tenant string) error {
+	if err := checkTenant(tenant); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.RemoveAll(filepath.Join(s.dir, tenant)); err != nil {
+		return fmt.Errorf("modules: tenant %q: remove: %w", tenant, err)
+	}
+	return nil
+}
+
 // find looks up a module by validated tenant and sum.
 func (s *Store) find(tenant, sha string) (string, Info, error) {
 	for _, kind := range []Kind{KindWASM, KindProcess} {

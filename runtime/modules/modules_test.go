@@ -472,6 +472,28 @@ func TestDelete(t *testing.T) {
 	put(t, s, "acme", KindProcess, processBinary)
 }
 
+func TestRemoveTenant(t *testing.T) {
+	s, _ := open(t)
+	put(t, s, "acme", KindWASM, wasmModule)
+	put(t, s, "acme", KindProcess, processBinary)
+	kept := put(t, s, "globex", KindWASM, wasmModule)
+	if err := s.RemoveTenant("acme"); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := s.List("acme"); err != nil || len(list) != 0 {
+		t.Fatalf("acme's modules after RemoveTenant: %v %v", list, err)
+	}
+	if _, err := s.Get("globex", kept.SHA256); err != nil {
+		t.Fatalf("globex's module after acme's removal: %v", err)
+	}
+	if err := s.RemoveTenant("acme"); err != nil {
+		t.Fatalf("removing a tenant with no modules: %v", err)
+	}
+	if err := s.RemoveTenant("../globex"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("RemoveTenant(../globex) = %v, want ErrInvalid", err)
+	}
+}
+
 func TestPutFile(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "plugin")
 	if err := os.WriteFile(src, processBinary, 0o644); err != nil {

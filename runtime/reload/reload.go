@@ -227,6 +227,22 @@ func (c *Controller) DeleteInstance(ctx context.Context, tenant, id string) (hos
 		Commit: func() error { return plugins.Delete(ctx, id) }})
 }
 
+// TenantDeleted stops the API-declared instances of a tenant just deleted
+// (its records went with it) and removes its modules.
+func (c *Controller) TenantDeleted(ctx context.Context, tenant string) (host.Generation, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	api, err := c.apiDecls(ctx)
+	if err != nil {
+		return host.Generation{}, err
+	}
+	g, err := c.o.Host.Apply(ctx, host.Plan{Decls: join(c.file, api), Cause: "tenant deleted"})
+	if err != nil {
+		return g, err
+	}
+	return g, c.o.Modules.RemoveTenant(tenant)
+}
+
 // Rollback applies generation to again (0: the one before). For the
 // operator (tenant "") it is the whole plugin set, the file's instances
 // included until the file changes again; for a tenant, only its
