@@ -154,10 +154,12 @@ type Gateway struct {
 	ln     *listener
 	race   raceEdge // only in -race builds; see race_on.go
 
-	mu       sync.RWMutex
-	tenants  map[string]map[string]*session // tenant → device → session
-	started  bool
-	stopping bool
+	mu      sync.RWMutex
+	tenants map[string]map[string]*session // tenant → device → session
+	started bool
+	// startedAt is when the engine started (see engineSettle).
+	startedAt time.Time
+	stopping  bool
 
 	// closingMu is a leaf lock (taken under session.mu).
 	closingMu sync.Mutex
@@ -341,12 +343,16 @@ func (g *Gateway) Start() error {
 		g.engine, g.ln = nil, nil
 		return fmt.Errorf("gateway: start engine: %w", err)
 	}
-	g.started = true
+	g.started, g.startedAt = true, time.Now()
 	go g.sweep()
 	g.log.Info("gateway listening", "addr", ln.Addr().String(), "path", g.cfg.Path, "tls", g.tls != nil,
 		"max_connections", g.cfg.MaxConnections, "send_overflow", g.cfg.SendOverflow)
 	return nil
 }
+
+// engineSettle is how long after Start the engine may be stopped: time for
+// nbio's poller goroutines to begin (see Shutdown).
+const engineSettle = 100 * time.Millisecond
 
 // Addr returns the bound address, or nil before Start.
 func (g *Gateway) Addr() net.Addr {
@@ -416,6 +422,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		_ = s.ws.Close()
 	}
 
+	// nbio's poller loops clear their shutdown flag when they begin (v1.6.12
+	// and its main branch, poller_epoll.go): a Stop that comes before each
+	// poller goroutine has first run is lost, and Stop never returns.
+	if wait := time.Until(g.startedAt.Add(engineSettle)); wait > 0 {
+		time.Sleep(wait)
+	}
 	stopped := make(chan struct{})
 	go func() {
 		g.engine.Stop()

@@ -4,11 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	gws "github.com/gorilla/websocket"
 
@@ -728,5 +734,36 @@ func TestMetricsRegistered(t *testing.T) {
 	_, err = New(Options{Config: testConfig(), Auth: h.auth, Seen: h.rec, Data: h.rec, Registerer: h.reg})
 	if err == nil || !strings.Contains(err.Error(), "register metrics") {
 		t.Fatalf("second New on one registry: %v", err)
+	}
+}
+
+// A gateway shut down as soon as it started stops: nbio loses a Stop that
+// comes before its poller goroutines first run (see engineSettle). Busy
+// goroutines make that likely on two cores.
+func TestShutdownRightAfterStart(t *testing.T) {
+	var busy atomic.Bool
+	busy.Store(true)
+	defer busy.Store(false)
+	for range 2 * runtime.GOMAXPROCS(0) {
+		go func() {
+			for busy.Load() {
+			}
+		}()
+	}
+	for i := range 20 {
+		g, err := New(Options{Config: testConfig(), Auth: newFakeAuth(), Seen: newRecorder(), Data: newRecorder(),
+			Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = g.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("shutdown %d right after start: %v", i, err)
+		}
 	}
 }
