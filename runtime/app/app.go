@@ -123,7 +123,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	if err != nil {
 		return nil, fmt.Errorf("plugin modules: %w", err)
 	}
-	plugins := host.New(wrt, o.Logger)
+	plugins := host.New(wrt, o.Logger, reg)
 	a.plugins = plugins
 	cleanup = append(cleanup, func() { plugins.Close(context.Background()) })
 

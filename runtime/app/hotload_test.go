@@ -3,6 +3,7 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -396,6 +397,13 @@ func TestRefusedReloads(t *testing.T) {
 			}
 		})
 	}
+	metrics := scrape(t, r)
+	for _, want := range []string{"switchyard_plugin_generation 1", `switchyard_plugin_reloads_total{result="applied"} 1`,
+		`switchyard_plugin_reloads_total{result="failed"} 1`} { // the others were refused before a plan was made
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	_, list := r.Do("GET", "/api/v1/plugins", nil)
 	if f, _ := list["last_failure"].(map[string]any); f == nil || !strings.Contains(f["error"].(string), "garbage") && !strings.Contains(f["error"].(string), "stamp") {
 		t.Errorf("GET /api/v1/plugins does not show the refused generation: %v", list)
@@ -412,6 +420,18 @@ func TestRefusedReloads(t *testing.T) {
 	if m := screen.ReadUntil("message"); m["subject"] != "device.sensor.echo" {
 		t.Errorf("the junction the reload added delivered %v", m)
 	}
+}
+
+// scrape returns the relay's /metrics text.
+func scrape(t *testing.T, r *apptest.Relay) string {
+	t.Helper()
+	resp, err := http.Get(r.API + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return string(raw)
 }
 
 func wantErrorCode(t *testing.T, status int, body map[string]any, wantStatus int, code string) {

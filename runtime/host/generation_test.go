@@ -31,7 +31,7 @@ func newHost(t testing.TB) *Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(rt, log)
+	h := New(rt, log, prometheus.NewRegistry())
 	t.Cleanup(func() {
 		h.Close(context.Background())
 		_ = rt.Close(context.Background())
