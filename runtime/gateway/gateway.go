@@ -442,6 +442,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("gateway: shutdown: %w", err)
 	}
+	// The drain timer and ctx's own may fire at the same instant: past
+	// ctx's deadline is past it, whether or not ctx has noticed yet.
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return fmt.Errorf("gateway: shutdown: %w", context.DeadlineExceeded)
+	}
 	return nil
 }
 
