@@ -1,0 +1,40 @@
+;; Hostile: hands every host import pointers and lengths outside its memory
+;; (one 64 KiB page): each import must refuse them without touching host
+;; memory. The call then fails on purpose with an in-bounds message, so the
+;; test sees the guest got that far; it never traps on its own.
+(module
+  (import "switchyard_v1" "log" (func $log (param i32 i32 i32)))
+  (import "switchyard_v1" "config" (func $config (param i32 i32) (result i32)))
+  (import "switchyard_v1" "input" (func $input (param i32 i32 i32) (result i32)))
+  (import "switchyard_v1" "emit" (func $emit (param i32 i32 i32 i32) (result i32)))
+  (import "switchyard_v1" "state_get" (func $state_get (param i32 i32 i32 i32) (result i32)))
+  (import "switchyard_v1" "state_set" (func $state_set (param i32 i32 i32 i32) (result i32)))
+  (import "switchyard_v1" "state_delete" (func $state_delete (param i32 i32) (result i32)))
+  (import "switchyard_v1" "http_fetch" (func $http_fetch (param i32 i32) (result i32)))
+  (import "switchyard_v1" "http_response" (func $http_response (param i32 i32) (result i32)))
+  (import "switchyard_v1" "http_error" (func $http_error (param i32 i32) (result i32)))
+  (import "switchyard_v1" "fail" (func $fail (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "survived every import")
+  (func (export "sy_abi_version") (result i32) (i32.const 1))
+  (func (export "sy_transform") (result i32)
+    (local $p i32) (local $i i32)
+    ;; pointers: at the end of memory, past it, at the top of the address space
+    (loop $each
+      (local.set $p (select (i32.const 65530)
+                      (select (i32.const 65536) (i32.const 0xFFFFFFF0) (i32.eq (local.get $i) (i32.const 1)))
+                      (i32.eqz (local.get $i))))
+      (call $log (i32.const 1) (local.get $p) (i32.const 0x7FFFFFFF))
+      (drop (call $config (local.get $p) (i32.const 0x7FFFFFFF)))
+      (drop (call $input (i32.const 0) (local.get $p) (i32.const 0x7FFFFFFF)))
+      (drop (call $emit (local.get $p) (i32.const 100) (local.get $p) (i32.const 0x7FFFFFFF)))
+      (drop (call $state_get (local.get $p) (i32.const 100) (local.get $p) (i32.const 0x7FFFFFFF)))
+      (drop (call $state_set (local.get $p) (i32.const 100) (local.get $p) (i32.const 0x7FFFFFFF)))
+      (drop (call $state_delete (local.get $p) (i32.const 0x7FFFFFFF)))
+      (drop (call $http_fetch (local.get $p) (i32.const 0x7FFFFFFF)))
+      (drop (call $http_response (local.get $p) (i32.const 0x7FFFFFFF)))
+      (drop (call $http_error (local.get $p) (i32.const 0x7FFFFFFF)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $each (i32.lt_u (local.get $i) (i32.const 3))))
+    (call $fail (i32.const 0) (i32.const 21))
+    (i32.const 1)))
