@@ -39,7 +39,7 @@ type hostileCase struct {
 var hostileCases = []hostileCase{
 	{name: "infinite loop", module: "ops", stage: "call", input: "l", want: []string{"ran past its 50ms deadline"}},
 	{name: "deep recursion", module: "hostile_recursion", stage: "call", want: []string{"sy_transform"},
-		slow: "wazero v1.12 grows a call's stack up to 400 MB (a constant, callStackCeiling) before it checks the deadline"},
+		slow: "wazero v1.12 checks the deadline at loop headers only: a loop-free recursion runs until its stack reaches 400 MB"},
 	{name: "memory growth past the cap", module: "hostile_grow", stage: "call", want: []string{"trapped", "out of bounds memory access"}},
 	{name: "more initial memory than allowed", module: "hostile_huge_memory", stage: "load", want: []string{"min 65536 pages (4 Gi) over limit of"}},
 	{name: "out-of-bounds pointers to every import", module: "hostile_pointers", stage: "call", want: []string{"survived every import"}},
