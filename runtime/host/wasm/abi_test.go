@@ -20,6 +20,9 @@ const (
 	opStateSet
 	opStateDelete
 	opFail
+	opHTTPFetch
+	opHTTPResponse
+	opHTTPError
 )
 
 // probeMemory is the size of probe.wat's memory.
@@ -92,7 +95,7 @@ func TestImportArguments(t *testing.T) {
 		{"state_delete absent", opStateDelete, []uint32{0, 1}, ok, false, 0},
 		{"fail past memory", opFail, []uint32{end - 1, 8}, ok, true, 0},
 		{"fail then return 0", opFail, []uint32{0, 4}, ok, false, 0},
-		{"no import", 10, nil, ok, false, 0},
+		{"no import", opHTTPError + 1, nil, ok, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,24 +197,27 @@ func TestGuestLogRate(t *testing.T) {
 
 // FuzzImports calls every import with arbitrary arguments: the host must
 // never panic, never fail the call, and answer with a length or a status
-// of the ABI.
+// of the ABI. The instance may fetch from no host, so http_fetch is
+// refused after its arguments are checked, and no request leaves.
 func FuzzImports(f *testing.F) {
 	for _, seed := range [][]uint32{
 		{opLog, 1, 0, 4, 0}, {opConfig, 0, 16, 0, 0}, {opInput, 0, 100, 64, 0}, {opEmit, 0, 3, 0, 4},
 		{opStateGet, 0, 1, 0, 4}, {opStateSet, 0, 1, 0, 4}, {opStateDelete, 0, 1, 0, 0}, {opFail, 0, 4, 0, 0},
 		{opEmit, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {opInput, 3, 0, 0, 0},
+		{opHTTPFetch, 0, 20, 0, 0}, {opHTTPResponse, 0, 64, 0, 0}, {opHTTPError, 0, 64, 0, 0},
+		{opHTTPFetch, 0xFFFFFFF0, 0x7FFFFFFF, 0, 0},
 	} {
 		f.Add(seed[0], seed[1], seed[2], seed[3], seed[4])
 	}
 	rt, _, _ := newRuntime(f, RuntimeOptions{})
 	in := instantiate(f, compile(f, rt, "probe"), "transforms.probe", "probe", "", Limits{})
 	f.Fuzz(func(t *testing.T, op, a, b, c, d uint32) {
-		op %= opFail + 1
+		op %= opHTTPError + 1
 		got, _, err := probe(in, op, a, b, c, d)
 		if err != nil {
 			t.Fatalf("op %d (%d, %d, %d, %d): %v", op, a, b, c, d, err)
 		}
-		if op != opNow && op != opInputTime && got < int64(statusLimit) {
+		if op != opNow && op != opInputTime && got < int64(statusFailed) {
 			t.Fatalf("op %d (%d, %d, %d, %d) = %d: not a length or a status of the ABI", op, a, b, c, d, got)
 		}
 	})

@@ -1,8 +1,8 @@
 ;; Calls one host import with arguments taken from its payload and emits the
 ;; import's result. The payload is five little-endian i32: the import (0 log,
 ;; 1 now, 2 config, 3 input, 4 input_time, 5 emit, 6 state_get, 7 state_set,
-;; 8 state_delete, 9 fail) and its arguments a, b, c, d (unused ones are
-;; ignored). The result (0 for log and fail) is emitted under the input's
+;; 8 state_delete, 9 fail, 10 http_fetch, 11 http_response, 12 http_error)
+;; and its arguments a, b, c, d (unused ones are ignored). The result (0 for log and fail) is emitted under the input's
 ;; subject as a little-endian i64. The call returns 0 even after fail.
 (module
   (import "switchyard_v1" "log" (func $log (param i32 i32 i32)))
@@ -15,6 +15,9 @@
   (import "switchyard_v1" "state_set" (func $state_set (param i32 i32 i32 i32) (result i32)))
   (import "switchyard_v1" "state_delete" (func $state_delete (param i32 i32) (result i32)))
   (import "switchyard_v1" "fail" (func $fail (param i32 i32)))
+  (import "switchyard_v1" "http_fetch" (func $http_fetch (param i32 i32) (result i32)))
+  (import "switchyard_v1" "http_response" (func $http_response (param i32 i32) (result i32)))
+  (import "switchyard_v1" "http_error" (func $http_error (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func (export "sy_abi_version") (result i32) (i32.const 1))
   (func (export "sy_transform") (result i32)
@@ -26,9 +29,10 @@
     (local.set $c (i32.load (i32.const 12)))
     (local.set $d (i32.load (i32.const 16)))
     (block $done
+      (block $op12 (block $op11 (block $op10
       (block $op9 (block $op8 (block $op7 (block $op6 (block $op5
       (block $op4 (block $op3 (block $op2 (block $op1 (block $op0
-        (br_table $op0 $op1 $op2 $op3 $op4 $op5 $op6 $op7 $op8 $op9 $done (i32.load (i32.const 0))))
+        (br_table $op0 $op1 $op2 $op3 $op4 $op5 $op6 $op7 $op8 $op9 $op10 $op11 $op12 $done (i32.load (i32.const 0))))
         (call $log (local.get $a) (local.get $b) (local.get $c))
         (br $done))
         (local.set $r (call $now))
@@ -47,6 +51,12 @@
         (br $done))
         (local.set $r (i64.extend_i32_s (call $state_delete (local.get $a) (local.get $b))))
         (br $done))
-      (call $fail (local.get $a) (local.get $b)))
+        (call $fail (local.get $a) (local.get $b))
+        (br $done))
+        (local.set $r (i64.extend_i32_s (call $http_fetch (local.get $a) (local.get $b))))
+        (br $done))
+        (local.set $r (i64.extend_i32_s (call $http_response (local.get $a) (local.get $b))))
+        (br $done))
+      (local.set $r (i64.extend_i32_s (call $http_error (local.get $a) (local.get $b)))))
     (i64.store (i32.const 64) (local.get $r))
     (call $emit (i32.const 0) (i32.const 0) (i32.const 64) (i32.const 8))))
