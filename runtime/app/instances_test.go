@@ -3,6 +3,7 @@ package app_test
 import (
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -216,5 +217,47 @@ func TestDeletedTenantsInstancesStop(t *testing.T) {
 	}
 	if _, b := r.Do("GET", "/api/v1/tenants/globex/modules", nil); len(toList(b["modules"])) != 0 {
 		t.Fatalf("a new globex finds the old one's modules: %v", b)
+	}
+}
+
+// An API-declared instance that cannot be loaded at start (here its module
+// was damaged on disk) does not keep the relay down: it starts with the
+// file's instances, and the refused attempt is in the history.
+func TestStartWithoutABrokenAPIInstance(t *testing.T) {
+	dir := t.TempDir()
+	withFile := func(c *config.Config) {
+		c.Plugins = []config.Plugin{{ID: "filed", Tenant: "default", Use: "transforms.stamp", Runtime: "wasm",
+			Module: "../host/testdata/stamp_v1.wasm"}}
+	}
+	r := apptest.Start(t, dir, withFile)
+	v2, sum2 := readStamp(t, 2)
+	if s, b := r.Do("POST", "/api/v1/tenants/default/modules", v2); s != http.StatusCreated {
+		t.Fatalf("upload: %d %v", s, b)
+	}
+	if s, b := r.Do("POST", "/api/v1/tenants/default/plugins", map[string]any{"id": "uploaded", "use": "transforms.stamp", "runtime": "wasm", "module": sum2}); s != http.StatusCreated {
+		t.Fatalf("declare: %d %v", s, b)
+	}
+	r.Stop()
+	module := filepath.Join(dir, "modules", "default", sum2+".wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	r = apptest.Start(t, dir, withFile)
+	if running := instance(t, r, apptest.OperatorKey, "filed"); running["origin"] != "file" {
+		t.Fatalf("the file's instance: %v", running)
+	}
+	_, b := r.Do("GET", "/api/v1/generations", nil)
+	gens := toList(b["generations"])
+	if len(gens) != 2 {
+		t.Fatalf("generations after the start: %v", b)
+	}
+	failed, active := gens[1].(map[string]any), gens[0].(map[string]any)
+	if failed["state"] != "failed" || !strings.Contains(failed["error"].(string), `plugin "uploaded"`) ||
+		!strings.Contains(failed["error"].(string), "the file changed on disk") || active["state"] != "active" {
+		t.Fatalf("want a refused start with every instance, then one with the file's: %v", gens)
+	}
+	if _, b := r.Do("GET", "/api/v1/plugins", nil); len(toList(b["plugins"])) != 1 {
+		t.Fatalf("running: %v", b)
 	}
 }

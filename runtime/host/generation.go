@@ -298,7 +298,8 @@ func (h *Host) Apply(ctx context.Context, p Plan) (Generation, error) {
 }
 
 // moduleOf reads the module of a WASM declaration and returns its bytes
-// and sha256; a process binary's sum is its declared one (the process
+// and sha256, checked against the declared one when there is one (an
+// uploaded module); a process binary's sum is its declared one (the process
 // host checks the file against it before it runs).
 func moduleOf(d config.Plugin) (code []byte, sum string, err error) {
 	switch d.Runtime {
@@ -308,7 +309,11 @@ func moduleOf(d config.Plugin) (code []byte, sum string, err error) {
 			return nil, "", fmt.Errorf("read module: %w", err)
 		}
 		s := sha256.Sum256(code)
-		return code, hex.EncodeToString(s[:]), nil
+		sum := hex.EncodeToString(s[:])
+		if d.SHA256 != "" && !strings.EqualFold(d.SHA256, sum) {
+			return nil, "", fmt.Errorf("module %s has sha256 %s, not the %s declared: the file changed on disk", d.Module, sum, d.SHA256)
+		}
+		return code, sum, nil
 	case "process":
 		return nil, strings.ToLower(d.SHA256), nil
 	}
