@@ -9,7 +9,7 @@ FUZZTIME ?= 5s
 # (built-in plugins beside them are native Go and not vetted for wasip1).
 WASM_PLUGINS := $(foreach d,$(wildcard plugins/*/*/wasm),./$(patsubst %/wasm,%,$(d)) ./$(d))
 
-.PHONY: run build plugins test unit fuzz lint bench load clean dgraph-bin dgraph-up dgraph-down mosquitto-bin
+.PHONY: run build plugins examples test unit fuzz lint bench load clean dgraph-bin dgraph-up dgraph-down mosquitto-bin
 
 ## run: build the relay and the shipped plugins, start Switchyard with plugins.yaml
 run: build plugins
@@ -24,6 +24,11 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/switchyard ./runtime/cmd/switchyard
 	$(GO) build -o $(BIN)/switchyard-load ./runtime/cmd/switchyard-load
 	$(GO) build -o $(BIN)/devicesim ./examples/devicesim
+
+## examples: assemble the WAT examples (wabt's wat2wasm, installed from Debian when missing)
+examples:
+	@command -v wat2wasm >/dev/null || (apt-get update -qq && apt-get install -y -qq wabt)
+	for f in examples/wat-*/*.wat; do wat2wasm --output="$${f%.wat}.wasm" "$$f"; done
 
 ## test: lint, every test under -race (Dgraph tests on a real server), then a short run of every fuzz target
 test: lint unit fuzz
