@@ -167,7 +167,11 @@ func TestRecordsCRUD(t *testing.T) {
 				return b["id"] == "j1" && b["enabled"] == true && b["source"] == "device.a.>"
 			}},
 		{"GET", base + "/junctions", nil, 200, func(b map[string]any) bool { return len(b["junctions"].([]any)) == 1 }},
-		{"POST", base + "/modules", apptest.WASM(stamp), 201, func(b map[string]any) bool { return b["sha256"] == stampSum && b["kind"] == "wasm" }},
+		{"POST", base + "/modules?sha256=" + strings.Repeat("0", 64), apptest.WASM(stamp), 422, func(b map[string]any) bool {
+			return b["error"].(map[string]any)["code"] == "sha256_mismatch"
+		}},
+		{"GET", base + "/modules", nil, 200, func(b map[string]any) bool { return len(b["modules"].([]any)) == 0 }},
+		{"POST", base + "/modules?sha256=" + strings.ToUpper(stampSum), apptest.WASM(stamp), 201, func(b map[string]any) bool { return b["sha256"] == stampSum && b["kind"] == "wasm" }},
 		{"POST", base + "/modules", apptest.WASM(stamp), 200, func(b map[string]any) bool { return b["sha256"] == stampSum }},
 		{"POST", base + "/plugins", map[string]any{"id": "stamp", "use": "transforms.stamp", "runtime": "wasm", "module": stampSum, "config": map[string]any{"factor": 2}}, 201,
 			func(b map[string]any) bool {

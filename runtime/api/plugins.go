@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -325,10 +326,14 @@ func (s *Server) uploadModule(c echo.Context) error {
 		case len(code) == 0:
 			return newError(http.StatusUnprocessableEntity, "invalid_module", "the module is empty")
 		}
+		// The store checks want too; checked here, a wrong sum costs no compile.
+		sum := sha256.Sum256(code)
+		if got := hex.EncodeToString(sum[:]); want != "" && !strings.EqualFold(want, got) {
+			return newError(http.StatusUnprocessableEntity, "sha256_mismatch", "the module's sha256 is %s, not the %s given", got, want)
+		}
 		if err := s.CheckWASM(ctx, code); err != nil {
 			return newError(http.StatusUnprocessableEntity, "invalid_module", "%v", err)
 		}
-		sum := sha256.Sum256(code)
 		_, had := s.Modules.Get(tenant, hex.EncodeToString(sum[:]))
 		existed = had == nil
 		info, err = s.Modules.Put(tenant, kind, bytes.NewReader(code), limit, want)

@@ -301,15 +301,8 @@ func reloadUnderTraffic(tb testing.TB, swap string, reloads int) trafficRun {
 // processPID is the pid GET /api/v1/plugins shows for instance id.
 func processPID(tb testing.TB, r *apptest.Relay, id string) int {
 	tb.Helper()
-	_, body := r.Do("GET", "/api/v1/plugins", nil)
-	for _, p := range body["plugins"].([]any) {
-		if p := p.(map[string]any); p["id"] == id {
-			pid, _ := p["pid"].(float64)
-			return int(pid)
-		}
-	}
-	tb.Fatalf("no instance %q in %v", id, body)
-	return 0
+	pid, _ := instance(tb, r, apptest.OperatorKey, id)["pid"].(float64)
+	return int(pid)
 }
 
 func copyExecutable(tb testing.TB, from, to string) {

@@ -159,7 +159,7 @@ func TestInstancesThroughTheAPI(t *testing.T) {
 }
 
 // instance is the running instance id as the caller's key lists it.
-func instance(t *testing.T, r *apptest.Relay, key, id string) map[string]any {
+func instance(t testing.TB, r *apptest.Relay, key, id string) map[string]any {
 	t.Helper()
 	_, b := r.DoAs(key, "GET", "/api/v1/plugins", nil)
 	for _, p := range b["plugins"].([]any) {
