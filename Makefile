@@ -7,9 +7,9 @@ CONFIG   ?= plugins.yaml
 FUZZTIME ?= 5s
 # The WASM guests: every plugins/<kind>/<name> with a wasm/ folder, and that folder
 # (built-in plugins beside them are native Go and not vetted for wasip1).
-WASM_PLUGINS := $(foreach d,$(wildcard plugins/*/*/wasm),./$(patsubst %/wasm,%,$(d)) ./$(d))
+WASM_PLUGINS := $(foreach d,$(wildcard plugins/*/*/wasm examples/*/wasm),./$(patsubst %/wasm,%,$(d)) ./$(d))
 
-.PHONY: run build plugins examples test unit fuzz lint bench load clean dgraph-bin dgraph-up dgraph-down mosquitto-bin
+.PHONY: run build plugins examples conform test unit fuzz lint bench load clean dgraph-bin dgraph-up dgraph-down mosquitto-bin
 
 ## run: build the relay and the shipped plugins, start Switchyard with plugins.yaml
 run: build plugins
@@ -25,17 +25,21 @@ build:
 	$(GO) build -o $(BIN)/switchyard-load ./runtime/cmd/switchyard-load
 	$(GO) build -o $(BIN)/devicesim ./examples/devicesim
 
-## examples: assemble the WAT examples (wabt's wat2wasm, installed from Debian when missing)
+## examples: build the example guests (C, Rust, AssemblyScript, WAT, Go); each build.sh installs its toolchain when missing
 examples:
-	@command -v wat2wasm >/dev/null || (apt-get update -qq && apt-get install -y -qq wabt)
-	for f in examples/wat-*/*.wat; do wat2wasm --output="$${f%.wat}.wasm" "$$f"; done
+	./scripts/examples.sh
 
-## test: lint, every test under -race (Dgraph tests on a real server), then a short run of every fuzz target
-test: lint unit fuzz
+## conform: the conformance kit over every example and shipped WASM plugin, as a table (sdk/plugintest)
+conform: build plugins examples
+	# A 1 s deadline per call: the table is about behaviour, and CI shares two cores.
+	$(BIN)/switchyard conform -call-timeout 1s examples/* plugins/*/*
+
+## test: lint, every test under -race (Dgraph tests on a real server), the conformance table, then a short run of every fuzz target
+test: lint unit conform fuzz
 
 # The Dgraph and MQTT tests start their own servers (scripts/dgraph.sh,
 # plugins/mosquittotest); here they must not be skipped.
-unit: dgraph-bin mosquitto-bin
+unit: dgraph-bin mosquitto-bin examples
 	SWITCHYARD_REQUIRE_DGRAPH=1 SWITCHYARD_REQUIRE_MOSQUITTO=1 $(GO) test -race -count=1 -timeout 30m ./...
 	# The hostile-module suite checks the host's resident memory, which the
 	# race detector's shadow memory hides: once more without it.

@@ -5,6 +5,7 @@ go 1.26
 require (
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0
+	go.yaml.in/yaml/v3 v3.0.3
 	google.golang.org/grpc v1.61.0
 	google.golang.org/protobuf v1.36.8
 )

@@ -4,12 +4,15 @@
 ;; on the same subject: a sensor that repeats the same reading every second
 ;; reaches its junction's targets once, and again when the reading changes.
 ;; It keeps, per subject, the 64-bit FNV-1a hash of the last payload in the
-;; instance's state (state_get / state_set of sdk/ABI.md), so it needs no
-;; configuration and no memory beyond its two pages.
+;; instance's state (state_get / state_set of sdk/ABI.md), so it takes no
+;; configuration (any option is refused, by name) and no memory beyond its
+;; two pages.
 ;;
 ;; Memory: [0, 1024) the subject, [1024, 1032) the new hash, [1032, 1040)
-;; the stored hash, [1040, 1100) messages, [2048, 67584) the payload.
+;; the stored hash, [1040, 1150) messages, [1150, 2046) the configuration,
+;; [2048, 67584) the payload.
 (module
+  (import "switchyard_v1" "config" (func $config (param i32 i32) (result i32)))
   (import "switchyard_v1" "input" (func $input (param i32 i32 i32) (result i32)))
   (import "switchyard_v1" "emit" (func $emit (param i32 i32 i32 i32) (result i32)))
   (import "switchyard_v1" "state_get" (func $state_get (param i32 i32 i32 i32) (result i32)))
@@ -19,8 +22,22 @@
   (data (i32.const 1040) "payload over 64 KiB")                ;; 19 bytes
   (data (i32.const 1060) "subject over 1 KiB")                 ;; 18 bytes
   (data (i32.const 1080) "state full: too many subjects")      ;; 29 bytes
+  (data (i32.const 1120) "config: takes no options, got ")     ;; 30 bytes
 
   (func (export "sy_abi_version") (result i32) (i32.const 1))
+
+  ;; sy_init accepts only the empty configuration, {}; otherwise the refusal
+  ;; quotes the configuration (its first 896 bytes), so it names the option.
+  (func (export "sy_init") (result i32)
+    (local $n i32)
+    (local.set $n (call $config (i32.const 1150) (i32.const 896)))
+    (if (i32.and (i32.eq (local.get $n) (i32.const 2))
+                 (i32.eq (i32.load16_u (i32.const 1150)) (i32.const 0x7d7b))) ;; "{}"
+      (then (return (i32.const 0))))
+    (call $fail (i32.const 1120)
+      (i32.add (i32.const 30)
+        (select (local.get $n) (i32.const 896) (i32.le_u (local.get $n) (i32.const 896)))))
+    (i32.const 1))
 
   ;; fnv1a returns the 64-bit FNV-1a hash of [ptr, ptr+len).
   (func $fnv1a (param $ptr i32) (param $len i32) (result i64)

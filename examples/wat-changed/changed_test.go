@@ -27,7 +27,7 @@ func instance(t *testing.T, limits wasm.Limits) *wasm.Instance {
 	t.Cleanup(func() { _ = rt.Close(ctx) })
 	code, err := os.ReadFile("changed.wasm")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v: build the examples first with `make examples`", err)
 	}
 	mod, err := rt.Compile(ctx, code)
 	if err != nil {

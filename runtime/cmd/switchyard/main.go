@@ -1,7 +1,8 @@
 // Command switchyard is the relay: `switchyard run` serves devices and the
 // admin API, `switchyard validate` checks a configuration file, and
-// `switchyard version` prints the build's version, and `switchyard plugin
-// serve <kind.name>` serves a built-in plugin out of process. This file holds flags,
+// `switchyard version` prints the build's version, `switchyard plugin
+// serve <kind.name>` serves a built-in plugin out of process, and
+// `switchyard conform` runs the guest conformance kit. This file holds flags,
 // signals and wiring only; behaviour lives in the runtime packages.
 package main
 
@@ -44,6 +45,7 @@ commands:
   validate  check a configuration file and print every problem
   version   print the version
   plugin    list the built-in plugins, or serve one as a process plugin
+  conform   run the guest conformance kit over WASM guests and print its table
 
 flags (run, validate):
   -c FILE          configuration file (default plugins.yaml)
@@ -70,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "plugin":
 		return pluginCmd(args[1:], stdout, stderr)
+	case "conform":
+		return conformCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "switchyard", buildVersion())
 		return 0

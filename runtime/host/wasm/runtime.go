@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,6 +23,26 @@ const DefaultMaxMemoryBytes = 64 << 20
 
 // ErrClosed is returned by calls on a closed Instance, Module or Runtime.
 var ErrClosed = errors.New("closed")
+
+// How a call or an instantiation ended, for errors.Is; a call stopped at
+// its deadline or by its caller wraps context.DeadlineExceeded or
+// context.Canceled instead.
+var (
+	// ErrGuestFailed: the guest returned non-zero (from sy_init: it refused
+	// its configuration); the error carries the guest's fail message.
+	ErrGuestFailed = errors.New("the guest failed")
+	// ErrTrapped: the guest trapped or exited.
+	ErrTrapped = errors.New("the guest trapped")
+	// ErrLimit: the call hit a limit of the host (memory, emits, output bytes).
+	ErrLimit = errors.New("a host limit was hit")
+)
+
+// classified is an error that is also one of the sentinels above, without
+// changing its text.
+type classified struct{ err, class error }
+
+func (c classified) Error() string   { return c.err.Error() }
+func (c classified) Unwrap() []error { return []error{c.err, c.class} }
 
 // RuntimeOptions configure the Runtime.
 type RuntimeOptions struct {
@@ -160,6 +181,9 @@ type Module struct {
 
 // Digest is the hex sha256 of the module's bytes.
 func (m *Module) Digest() string { return m.digest }
+
+// Imports lists the functions the module imports, as "module.name".
+func (m *Module) Imports() []string { return slices.Clone(m.exports.imports) }
 
 // Compile compiles a guest module once per sha256 of its bytes, checks its
 // imports, exports and signatures against ABI v1 and runs its

@@ -140,6 +140,19 @@ func (s *slot) end() bool {
 // outcome classifies a finished call of the export name: err is wazero's,
 // rc the export's result when err is nil.
 func (s *slot) outcome(name string, err error, rc int32) (result, error) {
+	res, err := s.classify(name, err, rc)
+	switch res {
+	case resultError:
+		err = classified{err, ErrGuestFailed}
+	case resultTrap:
+		err = classified{err, ErrTrapped}
+	case resultLimit:
+		err = classified{err, ErrLimit}
+	}
+	return res, err
+}
+
+func (s *slot) classify(name string, err error, rc int32) (result, error) {
 	why := ""
 	if s.failMsg != "" {
 		why = ": " + s.failMsg

@@ -23,8 +23,9 @@ const (
 // exports records which entry points a module has and its initial memory.
 type exports struct {
 	transform, collect bool
-	httpFetch          bool   // imports http_fetch
-	memoryMin          uint32 // pages
+	httpFetch          bool     // imports http_fetch
+	imports            []string // every imported function, "module.name"
+	memoryMin          uint32   // pages
 }
 
 // guestExports are the function exports the ABI gives a meaning to, with
@@ -47,8 +48,10 @@ var guestExports = []struct {
 // export its memory and the ABI's entry points with their signatures.
 func validate(c wazero.CompiledModule, allowed map[string]map[string]api.FunctionDefinition) (exports, error) {
 	httpFetch := false
+	var imports []string
 	for _, def := range c.ImportedFunctions() {
 		mod, name, _ := def.Import()
+		imports = append(imports, mod+"."+name)
 		funcs, ok := allowed[mod]
 		if !ok {
 			return exports{}, fmt.Errorf("import %s.%s is not allowed: a module may import only %s and wasi_snapshot_preview1 functions", mod, name, hostModule)
@@ -86,7 +89,7 @@ func validate(c wazero.CompiledModule, allowed map[string]map[string]api.Functio
 				e.name, watFunc(e.name, def.ParamTypes(), def.ResultTypes()), want)
 		}
 	}
-	ex := exports{memoryMin: mem.Min(), httpFetch: httpFetch}
+	ex := exports{memoryMin: mem.Min(), httpFetch: httpFetch, imports: imports}
 	_, ex.transform = funcs[exportTransform]
 	_, ex.collect = funcs[exportCollect]
 	if !ex.transform && !ex.collect {
