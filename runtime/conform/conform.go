@@ -144,8 +144,8 @@ func outcome(err error) plugintest.Outcome {
 }
 
 // Profiles finds the profiles in paths: each path is a folder holding a
-// conformance.yaml, or the file itself. Folders without one are skipped,
-// so a shell glob over examples/* picks the guests out.
+// conformance.yaml, or a profile's YAML file. Folders without one and other
+// files are skipped, so a shell glob over examples/* picks the guests out.
 func Profiles(paths []string) ([]*plugintest.Profile, error) {
 	var out []*plugintest.Profile
 	var errs []error
@@ -157,6 +157,8 @@ func Profiles(paths []string) ([]*plugintest.Profile, error) {
 			if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 				continue
 			}
+		} else if ext := filepath.Ext(p); err == nil && ext != ".yaml" && ext != ".yml" {
+			continue // a file a glob picked up beside the guests' folders
 		}
 		abs, _ := filepath.Abs(file)
 		if seen[abs] {

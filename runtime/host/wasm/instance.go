@@ -287,6 +287,11 @@ func (in *Instance) call(ctx context.Context, m *Message, now time.Time, emit fu
 	elapsed := time.Since(start)
 	res, err := s.outcome(name, err, int32(s.stack[0]))
 
+	if res == resultOK && s.limitErr != nil {
+		// The guest stopped at an emit limit and returned 0, as the ABI
+		// allows: what it emitted is delivered, and the limit counted.
+		in.limitHits.Add(1)
+	}
 	var out *batch
 	if res == resultOK && len(s.out.msgs) > 0 {
 		out, s.out = s.out, in.rt.getBatch()

@@ -330,6 +330,21 @@ func TestEmitLimits(t *testing.T) {
 	}
 }
 
+// A guest that stops at emit's -3 and returns 0 has what it emitted
+// delivered (sdk/ABI.md, emit); the limit is counted, and its module
+// instance kept.
+func TestEmitLimitStoppedAt(t *testing.T) {
+	rt, _, _ := newRuntime(t, RuntimeOptions{})
+	in := instantiate(t, compile(t, rt, "emit_capped"), "transforms.capped", "capped", "", Limits{MaxEmits: 3, PoolSize: 1})
+	out, err := transform(in, "x")
+	if err != nil || len(out) != 3 {
+		t.Fatalf("err %v, %d outputs; want the 3 emitted before the limit", err, len(out))
+	}
+	if st := in.Stats(); st.LimitHits != 1 || st.Replaced != 0 || st.Errors != 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+}
+
 func TestTenantIsolation(t *testing.T) {
 	rt, _, _ := newRuntime(t, RuntimeOptions{})
 	in := instantiate(t, compile(t, rt, "passthrough"), "transforms.pass", "pass", "", Limits{})

@@ -164,12 +164,12 @@ func (s *slot) classify(name string, err error, rc int32) (result, error) {
 		return resultTimeout, fmt.Errorf("%s ran past its %v deadline: %w", name, s.budget.Round(time.Millisecond), context.DeadlineExceeded)
 	case s.mem.refused && (err != nil || rc != 0):
 		return resultLimit, fmt.Errorf("%s: memory limit of %d pages reached%s", name, s.mem.limit/pageSize, why)
-	case s.limitErr != nil:
+	case s.limitErr != nil && (err != nil || rc != 0):
 		return resultLimit, fmt.Errorf("%s: %w%s", name, s.limitErr, why)
 	case err != nil && name == opInstantiate: // a link error, or a trap in _initialize
 		return resultTrap, fmt.Errorf("%s: %w", name, err)
-	case err != nil:
-		return resultTrap, fmt.Errorf("%s trapped: %w", name, err)
+	case err != nil: // the guest's fail message, if it gave one before trapping, says why
+		return resultTrap, fmt.Errorf("%s trapped: %w%s", name, err, why)
 	case rc != 0 && name == exportInit:
 		return resultError, fmt.Errorf("%s refused the configuration (returned %d)%s", name, rc, why)
 	case rc != 0:
