@@ -246,7 +246,12 @@ func TestEachRuleFails(t *testing.T) {
 		{"a state case that shows no state", withNever("want: [{subject: s, payload: {count: 2}}]", "want: [{subject: s, payload: {count: 1}}]"),
 			faults{}, []string{CaseState}, "shows no state"},
 		{"a zero case that shows no zero", withNever("payload: {n: 0}, want: []", "payload: {n: 1}, want: [{subject: a, payload: {count: 1}}]"),
-			faults{}, []string{CaseZero}, "no a step that emits nothing"},
+			faults{}, []string{CaseZero}, "lacks a step that emits nothing"},
+		{"a false never-zero", strings.Replace(withNever("  zero:\n    steps:\n      - {subject: a, payload: {n: 0}, want: []}\n", "  zero: {never: always emits}\n"),
+			"  empty:\n    steps:\n", "  empty:\n    steps:\n      - {subject: a, payload: {n: 0}, want: []}\n", 1),
+			faults{}, []string{CaseZero}, "successful calls emitted nothing"},
+		{"a transform cannot skip errors", withNever("  error:\n    steps:\n      - {subject: e, payload: [1], error: not a JSON object}\n", "  error: {never: cannot fail}\n"),
+			faults{}, []string{CaseError}, "only a collector"},
 		{"a wrong expectation", withNever("payload: {count: 1}}]}\n  many", "payload: {count: 7}}]}\n  many"),
 			faults{}, []string{CaseOne, CaseError, CaseLarge}, "want {\"count\":7}"},
 	}
@@ -296,7 +301,7 @@ cases:
   state:
     steps:
       - {now: 2025-06-01T12:00:00Z, serve: {/v: {body: '{"once":true,"t":1}'}}, want: [{subject: v, payload: {t: 1}}]}
-      - {now: 2025-06-01T12:00:01Z, serve: {/v: {body: '{"once":true,"t":1}'}}, want: []}
+      - {now: 2025-06-01T12:00:00Z, serve: {/v: {body: '{"once":true,"t":1}'}}, want: []}
   unicode:
     steps:
       - {now: 2025-06-01T12:00:00Z, serve: {/v: {body: '{"t":"☕"}'}}, want: [{subject: v, payload: {t: ☕}}]}
@@ -315,6 +320,17 @@ func TestCollectorOverHTTP(t *testing.T) {
 	}
 	if large := r.Cases[slices.Index(Cases, CaseLarge)]; !strings.Contains(large.Note, "answered 1 steps padded by 512 KiB") {
 		t.Fatalf("large: %q", large.Note)
+	}
+	// Two calls at different times are different inputs: a result that
+	// changes with the time alone shows no state.
+	timed := strings.Replace(fetchProfile, "      - {now: 2025-06-01T12:00:00Z, serve: {/v: {body: '{\"once\":true,\"t\":1}'}}, want: []}\n  unicode",
+		"      - {now: 2025-06-01T12:00:09Z, serve: {/v: {body: '{\"once\":true,\"t\":1}'}}, want: []}\n  unicode", 1)
+	if timed == fetchProfile {
+		t.Fatal("the state case was not rewritten")
+	}
+	r = run(t, timed, faults{fetch: true, ignoreUnknown: true})
+	if state := r.Cases[slices.Index(Cases, CaseState)]; state.Pass || !strings.Contains(state.Note, "shows no state") {
+		t.Fatalf("a state case whose steps differ in time: %+v", state)
 	}
 	r = run(t, strings.Replace(fetchProfile, "  empty:\n    steps:\n      - {now: 2025-06-01T12:00:00Z, serve: {/v: {body: ''}}, error: empty body}\n",
 		"  empty: {never: reads nothing}\n", 1), faults{fetch: true})
@@ -341,7 +357,7 @@ func TestBrokenProfilesAreRefused(t *testing.T) {
 		{"no payload", strings.Replace(countProfile, "{subject: a, payload: {n: 0}, want: []}", "{subject: a, want: []}", 1), "payload: missing"},
 		{"unknown case", countProfile + "  other: {steps: []}\n", "cases.other: not a case"},
 		{"never with steps", strings.Replace(countProfile, "  zero:\n    steps:", "  zero:\n    never: x\n    steps:", 1), "one or the other"},
-		{"never for zero", strings.Replace(countProfile, "  zero:\n    steps:\n      - {subject: a, payload: {n: 0}, want: []}\n", "  zero: {never: x}\n", 1), "never is allowed only"},
+		{"never for one", strings.Replace(countProfile, "  one:\n    steps:\n      - {subject: a, payload: {n: 1}, want: [{subject: a, payload: {count: 1}}]}\n", "  one: {never: x}\n", 1), "never is not allowed"},
 		{"refusal without words", strings.Replace(countProfile, "    error: step must be positive\n", "", 1), "refuse[0].error: missing"},
 		{"a collector step with a subject", strings.Replace(fetchProfile, "{now: 2025-06-01T12:00:00Z, serve: {/v: {body: 'x'}}", "{subject: a, now: 2025-06-01T12:00:00Z, serve: {/v: {body: 'x'}}", 1), "no input message"},
 	}

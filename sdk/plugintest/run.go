@@ -120,6 +120,8 @@ type runner struct {
 	srv    *server
 	calls  int
 	maxOut int // the most outputs of one call
+	// ok and emptyOK count successful calls, and those that emitted nothing.
+	ok, emptyOK int
 }
 
 // configOf is the case's configuration with ${server} replaced.
@@ -227,7 +229,7 @@ func (r *runner) shows(name string, c *Case) error {
 	if slices.ContainsFunc(c.Steps, ok) {
 		return nil
 	}
-	return fmt.Errorf("profile: the case has no %s", what)
+	return fmt.Errorf("profile: the case lacks %s", what)
 }
 
 func (s Step) ascii() bool {
@@ -298,6 +300,12 @@ func (r *runner) call(in Instance, s Step) Result {
 		res = in.Transform(r.ctx, Message{Subject: s.Subject, Source: s.Source, Time: s.Time, Payload: s.Payload})
 	}
 	r.maxOut = max(r.maxOut, len(res.Outputs))
+	if res.Outcome == Succeeded {
+		r.ok++
+		if len(res.Outputs) == 0 {
+			r.emptyOK++
+		}
+	}
 	return res
 }
 
@@ -443,8 +451,11 @@ func dependsOnHistory(steps []Step) bool {
 	return false
 }
 
+// sameInput compares everything a call reads, times included: a result
+// that depends on the time alone is no proof of state.
 func sameInput(a, b Step) bool {
-	return a.Subject == b.Subject && bytes.Equal(a.Payload, b.Payload) && reflect.DeepEqual(a.Serve, b.Serve)
+	return a.Subject == b.Subject && bytes.Equal(a.Payload, b.Payload) && reflect.DeepEqual(a.Serve, b.Serve) &&
+		a.Time.Equal(b.Time) && a.Now.Equal(b.Now)
 }
 
 func sameResult(a, b Step) bool { return a.Error == b.Error && reflect.DeepEqual(a.Want, b.Want) }
@@ -546,8 +557,16 @@ func (r *runner) never(name string) (string, error) {
 		return fmt.Sprintf("never: at most one output in each of %d calls", r.calls), nil
 	case CaseState:
 		return r.stateless()
+	case CaseZero:
+		if r.ok == 0 {
+			return "", errors.New("no call succeeded to check the claim against")
+		}
+		if r.emptyOK > 0 {
+			return "", fmt.Errorf("never emits nothing, it says, but %d successful calls emitted nothing", r.emptyOK)
+		}
+		return fmt.Sprintf("never: each of %d successful calls emitted", r.ok), nil
 	}
-	// unicode, empty, large: only a collector that fetches nothing.
+	// error, unicode, empty, large: only a collector that fetches nothing.
 	if !r.p.Collector() {
 		return "", fmt.Errorf("never: only a collector that does not import http_fetch may say so; a transform reads its input")
 	}
