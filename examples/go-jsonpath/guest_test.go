@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchyard/switchyard/runtime/config"
 	"github.com/switchyard/switchyard/runtime/host/wasm"
 )
 
@@ -148,15 +147,5 @@ func TestGuest(t *testing.T) {
 	// A refused configuration names the key.
 	if _, err := instance(`{"url":"`+srv.URL+`","readings":[{"path":"a","subject":"s"}],"on_chang":true}`, hostPort); err == nil || !strings.Contains(err.Error(), `unknown field "on_chang"`) {
 		t.Errorf("an unknown key: %v", err)
-	}
-}
-
-func TestExampleConfiguration(t *testing.T) {
-	cfg, err := config.Load(config.Source{Path: "plugins.yaml"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cfg.Plugins) != 2 || cfg.Plugins[0].Module != "jsonpath.wasm" || len(cfg.Plugins[0].HTTPFetch.Hosts) != 1 {
-		t.Fatalf("plugins: %+v", cfg.Plugins)
 	}
 }
