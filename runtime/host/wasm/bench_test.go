@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 )
 
 // BenchmarkTransformNoop256 is one host→guest→host round trip with a warm
@@ -21,6 +22,47 @@ func BenchmarkTransformNoop256(b *testing.B) {
 func BenchmarkImportsPerMessage(b *testing.B) {
 	benchTransform256(b, "emit_loop", 64)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(64*b.N), "ns/msg")
+}
+
+// BenchmarkTransformGoGuest is BenchmarkTransformNoop256 through the Go
+// guest kit's example (a pass-through built with the Go toolchain, whose
+// runtime recurses: package termination puts a deadline check after every
+// recursive call), with the deadline checks the runtime inserts and
+// without them: the difference is their cost.
+func BenchmarkTransformGoGuest(b *testing.B) {
+	wasm := goGuest(b)
+	for _, bc := range []struct {
+		name   string
+		checks bool
+	}{{"checks", true}, {"no-checks", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			if !bc.checks {
+				defer func(f func([]byte) ([]byte, int, error)) { instrument = f }(instrument)
+				instrument = func(m []byte) ([]byte, int, error) { return m, 0, nil }
+			}
+			rt, _, _ := newRuntime(b, RuntimeOptions{})
+			m, err := rt.Compile(context.Background(), wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = m.Close(context.Background()) })
+			// A deadline far away: on a loaded machine the Go guest's
+			// collector may take a while; this measures cost, not deadlines.
+			in := instantiate(b, m, "transforms.example", "bench", "", Limits{CallTimeout: 10 * time.Second})
+			msg := input(string(bytes.Repeat([]byte("x"), 256)))
+			var n int
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := in.Transform(ctx, msg, func(Message) { n++ }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if n != b.N {
+				b.Fatalf("%d outputs for %d calls", n, b.N)
+			}
+		})
+	}
 }
 
 // benchTransform256 calls the transform of testdata module name with a

@@ -6,8 +6,10 @@
 //
 // It must never trust a guest: every pointer and length a guest passes is
 // checked against its memory (a bad one gets status -2, never a host
-// panic), every call runs under a deadline (WithCloseOnContextDone), memory
-// is capped per instance, emits, output bytes, state and log lines are
+// panic), every call runs under a deadline (WithCloseOnContextDone, with the
+// checks package termination inserts where wazero has none, so loop-free
+// code stops too), a module the compiler chokes on is refused, memory is
+// capped per instance, emits, output bytes, state and log lines are
 // bounded, and a module instance that traps, times out or hits a limit is
 // discarded and replaced lazily. Guests get no filesystem, sockets,
 // environment or arguments; WASI gives them only a real clock, real random

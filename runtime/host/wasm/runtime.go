@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchyard/switchyard/runtime/host/wasm/termination"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -224,10 +225,28 @@ func (r *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	return m, nil
 }
 
+// instrument inserts the deadline checks into a module before it is
+// compiled (a variable: tests and benchmarks do without them).
+var instrument = termination.Instrument
+
+// compile compiles the module's bytes with deadline checks inserted
+// (package termination: without them a loop-free guest, a deep recursion
+// say, runs past its deadline). m keeps the digest of the bytes as given.
+// Bytes the instrumenter cannot read are compiled as they are, for wazero
+// to refuse with its own error; should wazero accept them, the module runs
+// without the checks, and a warning says so.
 func (r *Runtime) compile(ctx context.Context, m *Module, wasm []byte) error {
-	compiled, err := r.wz.CompileModule(ctx, wasm)
+	code, _, ierr := instrument(wasm)
+	if ierr != nil {
+		code = wasm
+	}
+	compiled, err := compileModule(ctx, r.wz, code)
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
+	}
+	if ierr != nil {
+		r.log.Warn("wasm module compiled without deadline checks: a loop-free recursion may run past its deadline",
+			"module", "sha256:"+m.digest[:12], "err", ierr)
 	}
 	ex, err := validate(compiled, r.imports)
 	if err != nil {
@@ -312,4 +331,17 @@ func (r *Runtime) putBatch(b *batch) {
 	}
 	b.msgs = b.msgs[:0]
 	r.batches.Put(b)
+}
+
+// compileModule is wazero's CompileModule, with a panic turned into the
+// module's refusal: wazero v1.12 panics on some malformed modules (a call
+// to a function whose type index is out of range, found by fuzzing), and
+// module bytes come from tenants.
+func compileModule(ctx context.Context, wz wazero.Runtime, code []byte) (c wazero.CompiledModule, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c, err = nil, fmt.Errorf("malformed module: the compiler failed on it: %v", p)
+		}
+	}()
+	return wz.CompileModule(ctx, code)
 }
