@@ -96,3 +96,43 @@ func TestCompilerPanicRefusesTheModule(t *testing.T) {
 		t.Fatalf("err = %v, want the module refused as malformed", err)
 	}
 }
+
+// A few bytes declaring billions of entries are refused before wazero
+// allocates for them (which would end the process: out of memory is
+// fatal in Go). Found by fuzzing; each of these killed the host before.
+func TestHugeDeclaredCountsAreRefused(t *testing.T) {
+	rt, _, _ := newRuntime(t, RuntimeOptions{})
+	header := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	huge := []byte{0xff, 0xff, 0xff, 0xff, 0x0f} // 2^32-1
+	section := func(id byte, body ...byte) []byte { return append([]byte{id, byte(len(body))}, body...) }
+	module := func(sections ...[]byte) []byte {
+		m := append([]byte{}, header...)
+		for _, s := range sections {
+			m = append(m, s...)
+		}
+		return m
+	}
+	oneFunc := [][]byte{section(1, 1, 0x60, 0, 0), section(3, 1, 0)}
+	tests := []struct {
+		name   string
+		module []byte
+		want   string
+	}{
+		{"imports", module(section(2, huge...)), "section import declares 4294967295 entries in 0 bytes"},
+		{"functions", module(section(1, 1, 0x60, 0, 0), section(3, huge...)), "section function declares 4294967295 entries"},
+		{"types", module(section(1, huge...)), "section type declares"},
+		{"data", module(section(11, huge...)), "section data declares"},
+		{"function names", module(section(0, append([]byte{4, 'n', 'a', 'm', 'e', 1, 5}, huge...)...)), "name section declares 4294967295 names"},
+		{"local names", module(section(0, append([]byte{4, 'n', 'a', 'm', 'e', 2, 5}, huge...)...)), "name section declares 4294967295 names"},
+		{"locals", module(oneFunc[0], oneFunc[1], section(10, 1, 8, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x7f, 0x0b)),
+			"function 0 of the code section declares over 50000 locals"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := rt.Compile(context.Background(), tt.module)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -236,6 +236,9 @@ var instrument = termination.Instrument
 // to refuse with its own error; should wazero accept them, the module runs
 // without the checks, and a warning says so.
 func (r *Runtime) compile(ctx context.Context, m *Module, wasm []byte) error {
+	if err := checkCounts(wasm); err != nil {
+		return fmt.Errorf("compile: %w", err)
+	}
 	code, _, ierr := instrument(wasm)
 	if ierr != nil {
 		code = wasm
