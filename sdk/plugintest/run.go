@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -63,8 +64,8 @@ func Run(ctx context.Context, host Host, p *Profile) Report {
 	srv := newServer()
 	defer srv.Close()
 	module := p.Module
-	if module != "" && !strings.HasPrefix(module, "/") && p.Dir != "" {
-		module = p.Dir + "/" + module
+	if module != "" && !filepath.IsAbs(module) {
+		module = filepath.Join(p.Dir, module)
 	}
 	g, err := host.Load(ctx, GuestSpec{Use: p.Use, Module: module, Fetch: []string{srv.URL}})
 	if err != nil {
