@@ -390,7 +390,8 @@ type Seen struct {
 }
 
 // Collection is the create/get/list/update/delete set of one record type in
-// one tenant. T is Device, Junction, PluginInstance or APIKey.
+// one tenant. T is Device, Junction, PluginInstance, APIKey, FirmwareRelease,
+// Rollout or FirmwareHistory.
 type Collection[T any] interface {
 	// Create stores a new record; ErrConflict if the id is taken.
 	Create(ctx context.Context, rec T) (T, error)
@@ -413,6 +414,13 @@ type Scope interface {
 	Junctions() Collection[Junction]
 	Plugins() Collection[PluginInstance]
 	Keys() Collection[APIKey]
+	// Releases are firmware releases; their ids are chosen by package
+	// firmware from the model and version.
+	Releases() Collection[FirmwareRelease]
+	Rollouts() Collection[Rollout]
+	// FirmwareHistories are kept by device id; deleting a device does not
+	// delete its history (the caller does).
+	FirmwareHistories() Collection[FirmwareHistory]
 }
 
 // Store is a graph backend.

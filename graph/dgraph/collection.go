@@ -39,7 +39,24 @@ func (sc scope) Keys() graph.Collection[graph.APIKey] {
 	return collection[graph.APIKey, *graph.APIKey]{sc, "key"}
 }
 
-// collection is one kind of record in one tenant's namespace.
+func (sc scope) Releases() graph.Collection[graph.FirmwareRelease] {
+	return collection[graph.FirmwareRelease, *graph.FirmwareRelease]{sc, "release"}
+}
+
+func (sc scope) Rollouts() graph.Collection[graph.Rollout] {
+	return collection[graph.Rollout, *graph.Rollout]{sc, "rollout"}
+}
+
+// FirmwareHistories are keyed by device id, under a kind of their own: a
+// history is no part of its device's node, and outlives it.
+func (sc scope) FirmwareHistories() graph.Collection[graph.FirmwareHistory] {
+	return collection[graph.FirmwareHistory, *graph.FirmwareHistory]{sc, "firmware_history"}
+}
+
+// collection is one kind of record in one tenant's namespace. Every kind
+// shares the same predicates (the record is JSON in sy.doc), so a new kind
+// needs no schema change: only a kind name of its own, which prefixes its
+// keys.
 type collection[T any, P interface {
 	*T
 	graph.Record

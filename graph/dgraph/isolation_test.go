@@ -4,14 +4,16 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/graph"
 	"github.com/switchyard/switchyard/graph/dgraph"
 	"github.com/switchyard/switchyard/graph/dgraph/dgraphtest"
 )
 
-// fill creates a device, a junction, a plugin instance and an API key in a
-// tenant; every name carries mark.
+// fill creates a device, a junction, a plugin instance, an API key, a
+// firmware release, a rollout and a firmware history in a tenant; every
+// record but the key carries mark.
 func fill(t *testing.T, s *dgraph.Store, tenant, mark string) {
 	t.Helper()
 	ctx := t.Context()
@@ -28,6 +30,21 @@ func fill(t *testing.T, s *dgraph.Store, tenant, mark string) {
 		t.Fatal(err)
 	}
 	if _, err := sc.Keys().Create(ctx, graph.APIKey{Meta: graph.Meta{ID: "key-" + tenant}, Name: mark + " key", KeyHash: token(mark)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Releases().Create(ctx, graph.FirmwareRelease{Meta: graph.Meta{ID: "rel-" + tenant}, Model: "esp32",
+		Version: "1.4.0", Size: 1024, SHA256: strings.Repeat("ab", 32), Notes: mark + " release",
+		Manifest: "{}", Signature: "c2ln", KeyID: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := sc.Rollouts().Create(ctx, graph.Rollout{Meta: graph.Meta{ID: "ro-" + tenant}, Model: "esp32",
+		Version: "1.4.0", Percent: 10, State: graph.RolloutPaused, Reason: mark + " pause", MaxFailureRate: 0.1,
+		MinResults: 5, ResultTimeout: "30m", Stages: []graph.RolloutStage{{Percent: 10, StartedAt: at}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.FirmwareHistories().Create(ctx, graph.FirmwareHistory{Meta: graph.Meta{ID: "dev-" + tenant},
+		Events: []graph.FirmwareEvent{{Time: at, To: "1.4.0", Status: graph.FirmwareFailed, Reason: mark + " failure"}}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -83,7 +100,7 @@ func TestNamespaceIsolation(t *testing.T) {
 	}
 	t.Run("a sees its own", func(t *testing.T) {
 		docs := a.query(`{ n(func: has(sy.doc), orderasc: sy.key) { sy.key sy.doc } }`, nil)
-		want := "device/dev-a junction/jn-a key/key-a plugin/pl-a"
+		want := "device/dev-a firmware_history/dev-a junction/jn-a key/key-a plugin/pl-a release/rel-a rollout/ro-a"
 		if got := strings.Join(keys(docs), " "); got != want {
 			t.Errorf("has(sy.doc) in a's namespace: keys %q, want %q", got, want)
 		}
@@ -96,9 +113,9 @@ func TestNamespaceIsolation(t *testing.T) {
 	for _, tc := range []struct {
 		name, query string
 	}{
-		{"every record", `{ n(func: has(sy.doc)) @filter(not eq(sy.key, ["device/dev-a", "junction/jn-a", "plugin/pl-a", "key/key-a"])) { uid sy.key } }`},
+		{"every record", `{ n(func: has(sy.doc)) @filter(not eq(sy.key, ["device/dev-a", "junction/jn-a", "plugin/pl-a", "key/key-a", "release/rel-a", "rollout/ro-a", "firmware_history/dev-a"])) { uid sy.key } }`},
 		{"b's device by key", `{ n(func: eq(sy.key, "device/dev-b")) { uid sy.key } }`},
-		{"b's records by key", `{ n(func: eq(sy.key, ["junction/jn-b", "plugin/pl-b", "key/key-b"])) { uid sy.key } }`},
+		{"b's records by key", `{ n(func: eq(sy.key, ["junction/jn-b", "plugin/pl-b", "key/key-b", "release/rel-b", "rollout/ro-b", "firmware_history/dev-b"])) { uid sy.key } }`},
 		{"b's device by uid", `{ n(func: uid(` + bUID + `)) @filter(has(sy.key)) { uid sy.key sy.doc } }`},
 		{"b's device by uid, any predicate", `{ n(func: uid(` + bUID + `)) { sy.key sy.doc sy.kind sy.created_at } }`},
 		{"b's device name", `{ n(func: has(sy.doc)) @filter(regexp(sy.doc, /Bravo/)) { uid } }`},

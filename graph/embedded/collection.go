@@ -11,8 +11,9 @@ import (
 	"github.com/switchyard/switchyard/graph"
 )
 
-// record is the constraint that lets one implementation serve devices,
-// junctions, plugin instances and API keys: P is *T, which carries Meta and Validate.
+// record is the constraint that lets one implementation serve every kind of
+// record (devices, junctions, plugin instances, API keys, firmware releases,
+// rollouts and firmware histories): P is *T, which carries Meta and Validate.
 type record[T any] interface {
 	*T
 	graph.Record
@@ -31,6 +32,10 @@ var (
 	_ graph.Collection[graph.Junction]       = collection[graph.Junction, *graph.Junction]{}
 	_ graph.Collection[graph.PluginInstance] = collection[graph.PluginInstance, *graph.PluginInstance]{}
 	_ graph.Collection[graph.APIKey]         = collection[graph.APIKey, *graph.APIKey]{}
+
+	_ graph.Collection[graph.FirmwareRelease] = collection[graph.FirmwareRelease, *graph.FirmwareRelease]{}
+	_ graph.Collection[graph.Rollout]         = collection[graph.Rollout, *graph.Rollout]{}
+	_ graph.Collection[graph.FirmwareHistory] = collection[graph.FirmwareHistory, *graph.FirmwareHistory]{}
 )
 
 func (c collection[T, P]) errorf(op, id string, err error) error {

@@ -5,7 +5,7 @@
 // Layout: a "system" bucket holds the schema version and the operator
 // settings; a "tenants" bucket holds one bucket per tenant, which holds the
 // tenant record and one bucket per record kind (devices, junctions,
-// plugins, keys). Records are JSON; an API key is kept as the SHA-256 of the
+// plugins, keys, releases, rollouts, firmware_history). Records are JSON; an API key is kept as the SHA-256 of the
 // key, never the key. Deleting a tenant deletes its bucket and so every
 // record in it; no call ever reads or writes outside the bucket of the
 // scope's tenant.

@@ -22,7 +22,7 @@ import (
 
 // SchemaVersion is the layout version this build writes. A file written by
 // a newer build is refused; Open migrates an older file (see migrate.go).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Defaults for Options.
 const (
@@ -76,7 +76,12 @@ var (
 	pluginsBucket   = []byte("plugins")
 	keysBucket      = []byte("keys")
 	seenBucket      = []byte("seen") // observed fields of devices, see seen.go
-	kindBuckets     = [][]byte{devicesBucket, junctionsBucket, pluginsBucket, keysBucket, seenBucket}
+	releasesBucket  = []byte("releases")
+	rolloutsBucket  = []byte("rollouts")
+	historyBucket   = []byte("firmware_history") // by device id
+	// firmwareBuckets are the kind buckets schema version 3 added.
+	firmwareBuckets = [][]byte{releasesBucket, rolloutsBucket, historyBucket}
+	kindBuckets     = append([][]byte{devicesBucket, junctionsBucket, pluginsBucket, keysBucket, seenBucket}, firmwareBuckets...)
 )
 
 // Options tune Open. The zero value is what a production install wants.
@@ -477,6 +482,18 @@ func (sc scope) Plugins() graph.Collection[graph.PluginInstance] {
 
 func (sc scope) Keys() graph.Collection[graph.APIKey] {
 	return collection[graph.APIKey, *graph.APIKey]{s: sc.s, tenant: sc.tenant, kind: "API key", bucket: keysBucket}
+}
+
+func (sc scope) Releases() graph.Collection[graph.FirmwareRelease] {
+	return collection[graph.FirmwareRelease, *graph.FirmwareRelease]{s: sc.s, tenant: sc.tenant, kind: "firmware release", bucket: releasesBucket}
+}
+
+func (sc scope) Rollouts() graph.Collection[graph.Rollout] {
+	return collection[graph.Rollout, *graph.Rollout]{s: sc.s, tenant: sc.tenant, kind: "rollout", bucket: rolloutsBucket}
+}
+
+func (sc scope) FirmwareHistories() graph.Collection[graph.FirmwareHistory] {
+	return collection[graph.FirmwareHistory, *graph.FirmwareHistory]{s: sc.s, tenant: sc.tenant, kind: "firmware history", bucket: historyBucket}
 }
 
 // RecordSeen sets LastSeen (and Firmware, when given) of every device in

@@ -332,9 +332,38 @@ func v1Tenant(t *testing.T, tenants *bolt.Bucket, id string, devices ...graph.De
 	return nil
 }
 
+// v2Tenant is a tenant bucket as schema version 2 laid it out: version 1's
+// and a keys bucket holding keys, no firmware buckets.
+func v2Tenant(t *testing.T, tenants *bolt.Bucket, id string, keys []graph.APIKey, devices ...graph.Device) error {
+	t.Helper()
+	if err := v1Tenant(t, tenants, id, devices...); err != nil {
+		return err
+	}
+	b, err := tenants.Bucket([]byte(id)).CreateBucket([]byte("keys"))
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		k.Tenant = id
+		raw, _ := json.Marshal(k)
+		if err := b.Put([]byte(k.ID), raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // v1File writes a database as schema version 1 wrote it, with the tenants
 // fill makes.
 func v1File(t *testing.T, path string, fill func(tenants *bolt.Bucket) error) {
+	t.Helper()
+	oldFile(t, path, 1, fill)
+}
+
+// oldFile writes a database whose system buckets are laid out as every
+// version so far lays them out, recording schema version, with the tenants
+// fill makes.
+func oldFile(t *testing.T, path string, version int, fill func(tenants *bolt.Bucket) error) {
 	t.Helper()
 	boltFile(t, path, func(tx *bolt.Tx) error {
 		sys, err := tx.CreateBucket([]byte("system"))
@@ -344,7 +373,7 @@ func v1File(t *testing.T, path string, fill func(tenants *bolt.Bucket) error) {
 		if _, err := sys.CreateBucket([]byte("settings")); err != nil {
 			return err
 		}
-		if err := sys.Put([]byte("schema_version"), []byte("1")); err != nil {
+		if err := sys.Put([]byte("schema_version"), []byte(strconv.Itoa(version))); err != nil {
 			return err
 		}
 		tenants, err := tx.CreateBucket([]byte("tenants"))
@@ -404,6 +433,10 @@ func TestOpenMigratesVersion1(t *testing.T) {
 				if _, err := keys.Create(ctx, graph.APIKey{Meta: graph.Meta{ID: "k1"}, KeyHash: tokenHash(id)}); err != nil {
 					t.Fatalf("create a key in %q after the migration: %v", id, err)
 				}
+				// And the buckets of version 3, two steps on.
+				if list, err := s.Tenant(id).Releases().List(ctx); err != nil || len(list) != 0 {
+					t.Fatalf("releases of %q after the migration = %v, %v; want none", id, list, err)
+				}
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
@@ -423,6 +456,133 @@ func TestOpenMigratesVersion1(t *testing.T) {
 				}
 				if k, err := s.Tenant(id).Keys().Get(ctx, "k1"); err != nil || !bytes.Equal(k.KeyHash, tokenHash(id)) {
 					t.Errorf("key of %q after reopening: %+v, %v", id, k, err)
+				}
+			}
+		})
+	}
+}
+
+func release(id string) graph.FirmwareRelease {
+	return graph.FirmwareRelease{Meta: graph.Meta{ID: id}, Model: "esp32", Version: "1.4.0", Size: 1024,
+		SHA256: fmt.Sprintf("%x", tokenHash(id)), Manifest: "{}", Signature: "c2ln", KeyID: "k"}
+}
+
+func rollout(id string) graph.Rollout {
+	return graph.Rollout{Meta: graph.Meta{ID: id}, Model: "esp32", Version: "1.4.0", Percent: 10, State: graph.RolloutActive,
+		MaxFailureRate: 0.1, MinResults: 5, ResultTimeout: "30m",
+		Stages: []graph.RolloutStage{{Percent: 10, StartedAt: time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)}}}
+}
+
+func history(id string) graph.FirmwareHistory {
+	return graph.FirmwareHistory{Meta: graph.Meta{ID: id}, Events: []graph.FirmwareEvent{
+		{Time: time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC), Rollout: "r1", To: "1.4.0", Status: graph.FirmwareOffered},
+	}}
+}
+
+func TestOpenMigratesVersion2(t *testing.T) {
+	type counts struct{ devices, keys, releases int }
+	tests := []struct {
+		name    string
+		tenants map[string]counts // what the file holds
+		fill    func(t *testing.T, tenants *bolt.Bucket) error
+	}{
+		{"no tenants", map[string]counts{}, func(*testing.T, *bolt.Bucket) error { return nil }},
+		{"tenants with records", map[string]counts{"acme": {2, 2, 0}, "globex": {1, 0, 0}}, func(t *testing.T, tenants *bolt.Bucket) error {
+			keys := []graph.APIKey{
+				{Meta: graph.Meta{ID: "ci"}, KeyHash: tokenHash("ci")},
+				{Meta: graph.Meta{ID: "ops"}, Name: "operators", KeyHash: tokenHash("ops")},
+			}
+			if err := v2Tenant(t, tenants, "acme", keys, device("d1"), device("d2")); err != nil {
+				return err
+			}
+			return v2Tenant(t, tenants, "globex", nil, device("d1"))
+		}},
+		{"a tenant that already has a releases bucket", map[string]counts{"acme": {1, 0, 1}}, func(t *testing.T, tenants *bolt.Bucket) error {
+			if err := v2Tenant(t, tenants, "acme", nil, device("d1")); err != nil {
+				return err
+			}
+			b, err := tenants.Bucket([]byte("acme")).CreateBucket([]byte("releases"))
+			if err != nil {
+				return err
+			}
+			old := release("old")
+			old.Tenant = "acme"
+			raw, _ := json.Marshal(old)
+			return b.Put([]byte("old"), raw)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			path := filepath.Join(t.TempDir(), "switchyard.db")
+			oldFile(t, path, 2, func(tenants *bolt.Bucket) error { return tc.fill(t, tenants) })
+			s, err := embedded.Open(path, embedded.Options{})
+			if err != nil {
+				t.Fatalf("Open of a version 2 file: %v", err)
+			}
+			created := map[string][]any{}
+			for id, n := range tc.tenants {
+				sc := s.Tenant(id)
+				if list, err := sc.Releases().List(ctx); err != nil || len(list) != n.releases {
+					t.Fatalf("releases of %q after the migration = %v, %v; want %d", id, list, err, n.releases)
+				}
+				if list, err := sc.Rollouts().List(ctx); err != nil || len(list) != 0 {
+					t.Fatalf("rollouts of %q after the migration = %v, %v; want none", id, list, err)
+				}
+				if list, err := sc.FirmwareHistories().List(ctx); err != nil || len(list) != 0 {
+					t.Fatalf("firmware histories of %q after the migration = %v, %v; want none", id, list, err)
+				}
+				r, err := sc.Releases().Create(ctx, release("r1"))
+				if err != nil {
+					t.Fatalf("create a release in %q after the migration: %v", id, err)
+				}
+				ro, err := sc.Rollouts().Create(ctx, rollout("ro1"))
+				if err != nil {
+					t.Fatalf("create a rollout in %q after the migration: %v", id, err)
+				}
+				h, err := sc.FirmwareHistories().Create(ctx, history("d1"))
+				if err != nil {
+					t.Fatalf("create a firmware history in %q after the migration: %v", id, err)
+				}
+				created[id] = []any{r, ro, h}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if v := schemaVersion(t, path); v != strconv.Itoa(embedded.SchemaVersion) {
+				t.Fatalf("recorded schema version %q, want %d", v, embedded.SchemaVersion)
+			}
+
+			// The migrated file opens as is, with every record kept.
+			s = openAt(t, path, embedded.Options{})
+			if tenants, err := s.ListTenants(ctx); err != nil || len(tenants) != len(tc.tenants) {
+				t.Errorf("tenants after the migration: %v, %v; want %d", tenants, err, len(tc.tenants))
+			}
+			for id, n := range tc.tenants {
+				sc := s.Tenant(id)
+				if devices, err := sc.Devices().List(ctx); err != nil || len(devices) != n.devices {
+					t.Errorf("devices of %q after the migration: %d, %v; want %d", id, len(devices), err, n.devices)
+				}
+				keys, err := sc.Keys().List(ctx)
+				if err != nil || len(keys) != n.keys {
+					t.Errorf("keys of %q after the migration: %d, %v; want %d", id, len(keys), err, n.keys)
+				}
+				for _, k := range keys {
+					if !bytes.Equal(k.KeyHash, tokenHash(k.ID)) {
+						t.Errorf("key %q of %q after the migration: %+v", k.ID, id, k)
+					}
+				}
+				if releases, err := sc.Releases().List(ctx); err != nil || len(releases) != n.releases+1 {
+					t.Errorf("releases of %q after reopening: %d, %v; want %d", id, len(releases), err, n.releases+1)
+				}
+				r, rerr := sc.Releases().Get(ctx, "r1")
+				ro, roerr := sc.Rollouts().Get(ctx, "ro1")
+				h, herr := sc.FirmwareHistories().Get(ctx, "d1")
+				if err := errors.Join(rerr, roerr, herr); err != nil {
+					t.Fatalf("firmware records of %q after reopening: %v", id, err)
+				}
+				if got := []any{r, ro, h}; !reflect.DeepEqual(got, created[id]) {
+					t.Errorf("firmware records of %q after reopening:\n got  %+v\n want %+v", id, got, created[id])
 				}
 			}
 		})

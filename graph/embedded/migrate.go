@@ -11,7 +11,8 @@ import (
 // the transaction that opens the file, so a failed migration leaves the
 // file as it was.
 var migrations = []func(tx *bolt.Tx) error{
-	addKeysBuckets, // 1 → 2: tenant API keys
+	addKeysBuckets,     // 1 → 2: tenant API keys
+	addFirmwareBuckets, // 2 → 3: firmware releases, rollouts and histories
 }
 
 // migrate brings a file from schema version from up to SchemaVersion and
@@ -33,6 +34,18 @@ func migrate(tx *bolt.Tx, from int) error {
 
 // addKeysBuckets gives every tenant the keys bucket that version 1 lacks.
 func addKeysBuckets(tx *bolt.Tx) error {
+	return addTenantBuckets(tx, keysBucket)
+}
+
+// addFirmwareBuckets gives every tenant the releases, rollouts and
+// firmware_history buckets that version 2 lacks.
+func addFirmwareBuckets(tx *bolt.Tx) error {
+	return addTenantBuckets(tx, firmwareBuckets...)
+}
+
+// addTenantBuckets creates the named kind buckets in every tenant that lacks
+// them; those a tenant has are kept as they are.
+func addTenantBuckets(tx *bolt.Tx, names ...[]byte) error {
 	all := tx.Bucket(tenantsBucket)
 	// Names first: bbolt forbids changing a bucket while iterating it.
 	var tenants [][]byte
@@ -43,8 +56,10 @@ func addKeysBuckets(tx *bolt.Tx) error {
 		return err
 	}
 	for _, id := range tenants {
-		if _, err := all.Bucket(id).CreateBucketIfNotExists(keysBucket); err != nil {
-			return fmt.Errorf("tenant %q: %w", id, err)
+		for _, name := range names {
+			if _, err := all.Bucket(id).CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("tenant %q: create the %s bucket: %w", id, name, err)
+			}
 		}
 	}
 	return nil

@@ -12,7 +12,8 @@ import (
 )
 
 // kind describes one tenant-scoped record type so that devices, junctions,
-// plugin instances and API keys run the very same tests.
+// plugin instances, API keys, firmware releases, rollouts and firmware
+// histories run the very same tests.
 type kind[T any, P interface {
 	*T
 	graph.Record
@@ -177,6 +178,161 @@ func apiKeyKind() kind[graph.APIKey, *graph.APIKey] {
 			{"upper-case id", "id", func(k *graph.APIKey) { k.ID = "Deploy" }},
 			{"no key hash", "key_hash", func(k *graph.APIKey) { k.KeyHash = nil }},
 			{"short key hash", "key_hash", func(k *graph.APIKey) { k.KeyHash = k.KeyHash[:31] }},
+		},
+	}
+}
+
+// firmwareTime is a timestamp inside a firmware record: UTC, with
+// nanoseconds, so that a backend must keep it exactly.
+func firmwareTime(day, nanos int) time.Time {
+	return time.Date(2030, 3, day, 8, 30, 15, nanos, time.UTC)
+}
+
+func releaseKind() kind[graph.FirmwareRelease, *graph.FirmwareRelease] {
+	return kind[graph.FirmwareRelease, *graph.FirmwareRelease]{
+		coll: func(s graph.Scope) graph.Collection[graph.FirmwareRelease] { return s.Releases() },
+		valid: func(id string) graph.FirmwareRelease {
+			return graph.FirmwareRelease{
+				Meta:       graph.Meta{ID: id},
+				Model:      "esp32-s3",
+				Version:    "1.4.0-rc.1+build.7",
+				MinVersion: "1.2.0",
+				Size:       1 << 20,
+				SHA256:     hex.EncodeToString(sum("image of " + id)),
+				Notes:      "Fixes the display flicker of " + id,
+				Manifest:   `{"model":"esp32-s3","version":"1.4.0-rc.1+build.7","id":"` + id + `"}`,
+				Signature:  "c2lnbmF0dXJlIG9mIHRoZSBtYW5pZmVzdA==",
+				KeyID:      "release-2030",
+			}
+		},
+		change: func(r *graph.FirmwareRelease) {
+			r.MinVersion = ""
+			r.Size = 2 << 20
+			r.SHA256 = hex.EncodeToString(sum("rebuilt"))
+			r.Notes = "Rebuilt"
+			r.Manifest = `{"rebuilt":true}`
+			r.Signature, r.KeyID = "cmVzaWduZWQ=", "release-2031"
+		},
+		// A release has no maps or slices to share.
+		scribble: func(*graph.FirmwareRelease) {},
+		invalid: []invalidCase[graph.FirmwareRelease]{
+			{"empty id", "id", func(r *graph.FirmwareRelease) { r.ID = "" }},
+			{"no model", "model", func(r *graph.FirmwareRelease) { r.Model = "" }},
+			{"bad model", "model", func(r *graph.FirmwareRelease) { r.Model = "-esp32 s3" }},
+			{"no version", "version", func(r *graph.FirmwareRelease) { r.Version = "" }},
+			{"bad version characters", "version", func(r *graph.FirmwareRelease) { r.Version = "1.4.0 beta" }},
+			{"bad min version", "min_version", func(r *graph.FirmwareRelease) { r.MinVersion = "1.2/0" }},
+			{"size 0", "size", func(r *graph.FirmwareRelease) { r.Size = 0 }},
+			{"negative size", "size", func(r *graph.FirmwareRelease) { r.Size = -1 }},
+			{"upper-case sha256", "sha256", func(r *graph.FirmwareRelease) { r.SHA256 = strings.ToUpper(r.SHA256) }},
+			{"short sha256", "sha256", func(r *graph.FirmwareRelease) { r.SHA256 = r.SHA256[:63] }},
+			{"notes too long", "notes", func(r *graph.FirmwareRelease) { r.Notes = strings.Repeat("n", graph.MaxReleaseNotes+1) }},
+			{"no manifest", "manifest", func(r *graph.FirmwareRelease) { r.Manifest = "" }},
+			{"no signature", "signature", func(r *graph.FirmwareRelease) { r.Signature = "" }},
+			{"no key id", "key_id", func(r *graph.FirmwareRelease) { r.KeyID = "" }},
+		},
+	}
+}
+
+func rolloutKind() kind[graph.Rollout, *graph.Rollout] {
+	return kind[graph.Rollout, *graph.Rollout]{
+		coll: func(s graph.Scope) graph.Collection[graph.Rollout] { return s.Rollouts() },
+		valid: func(id string) graph.Rollout {
+			return graph.Rollout{
+				Meta:           graph.Meta{ID: id},
+				Model:          "esp32-s3",
+				Version:        "1.4.0",
+				Selector:       map[string]string{"room": "kitchen", "floor": "1"},
+				Percent:        25,
+				State:          graph.RolloutActive,
+				Reason:         "raised by the operator of " + id,
+				MaxFailureRate: 0.05,
+				MinResults:     10,
+				ResultTimeout:  "30m",
+				Stages: []graph.RolloutStage{
+					{Percent: 5, StartedAt: firmwareTime(1, 0), Offered: 12, Installed: 11, Failed: 1},
+					{Percent: 25, StartedAt: firmwareTime(2, 123_456_789), Offered: 40, Installed: 3},
+				},
+			}
+		},
+		change: func(r *graph.Rollout) {
+			r.Selector = map[string]string{"room": "hall"}
+			r.Percent = 50
+			r.State, r.Reason = graph.RolloutHalted, "stage 3 failed 4 of 20"
+			r.MaxFailureRate, r.MinResults, r.ResultTimeout = 0.1, 20, "1h"
+			r.Stages = []graph.RolloutStage{
+				{Percent: 5, StartedAt: firmwareTime(1, 0), Offered: 12, Installed: 12},
+				{Percent: 25, StartedAt: firmwareTime(2, 123_456_789), Offered: 40, Installed: 40},
+				{Percent: 50, StartedAt: firmwareTime(3, 999_999_999), Offered: 20, Installed: 16, Failed: 4},
+			}
+		},
+		scribble: func(r *graph.Rollout) {
+			r.Selector["room"] = "scribbled"
+			r.Selector["extra"] = "scribbled"
+			r.Stages[0].Offered = 999
+			r.Stages[1].StartedAt = time.Time{}
+		},
+		invalid: []invalidCase[graph.Rollout]{
+			{"empty id", "id", func(r *graph.Rollout) { r.ID = "" }},
+			{"bad model", "model", func(r *graph.Rollout) { r.Model = "esp32/s3" }},
+			{"bad version characters", "version", func(r *graph.Rollout) { r.Version = "v1.4.0!" }},
+			{"bad selector key", "selector", func(r *graph.Rollout) { r.Selector["Room"] = "x" }},
+			{"long selector value", "selector.room", func(r *graph.Rollout) { r.Selector["room"] = strings.Repeat("v", 257) }},
+			{"percent 0", "percent", func(r *graph.Rollout) { r.Percent = 0 }},
+			{"percent 101", "percent", func(r *graph.Rollout) { r.Percent = 101 }},
+			{"no state", "state", func(r *graph.Rollout) { r.State = "" }},
+			{"unknown state", "state", func(r *graph.Rollout) { r.State = "done" }},
+			{"max failure rate 1.5", "max_failure_rate", func(r *graph.Rollout) { r.MaxFailureRate = 1.5 }},
+			{"negative max failure rate", "max_failure_rate", func(r *graph.Rollout) { r.MaxFailureRate = -0.1 }},
+			{"min results 0", "min_results", func(r *graph.Rollout) { r.MinResults = 0 }},
+			{"result timeout not a duration", "result_timeout", func(r *graph.Rollout) { r.ResultTimeout = "soon" }},
+			{"result timeout 0", "result_timeout", func(r *graph.Rollout) { r.ResultTimeout = "0s" }},
+			{"no stages", "stages", func(r *graph.Rollout) { r.Stages = nil }},
+			{"stage percent 0", "stages[1]", func(r *graph.Rollout) { r.Stages[1].Percent = 0 }},
+			{"negative stage count", "stages[0]", func(r *graph.Rollout) { r.Stages[0].Failed = -1 }},
+		},
+	}
+}
+
+func firmwareHistoryKind() kind[graph.FirmwareHistory, *graph.FirmwareHistory] {
+	return kind[graph.FirmwareHistory, *graph.FirmwareHistory]{
+		coll: func(s graph.Scope) graph.Collection[graph.FirmwareHistory] { return s.FirmwareHistories() },
+		valid: func(id string) graph.FirmwareHistory {
+			return graph.FirmwareHistory{
+				Meta: graph.Meta{ID: id},
+				Events: []graph.FirmwareEvent{
+					{Time: firmwareTime(1, 0), Rollout: "r1", From: "1.2.0", To: "1.4.0", Status: graph.FirmwareOffered},
+					{Time: firmwareTime(1, 500_000_001), Rollout: "r1", From: "1.2.0", To: "1.4.0", Status: graph.FirmwareDownloading},
+					{Time: firmwareTime(2, 42), Rollout: "r1", From: "1.2.0", To: "1.4.0", Status: graph.FirmwareFailed,
+						Reason: "checksum mismatch on " + id},
+				},
+			}
+		},
+		change: func(h *graph.FirmwareHistory) {
+			h.Events = []graph.FirmwareEvent{
+				{Time: firmwareTime(3, 7), Rollout: "r2", From: "1.2.0", To: "1.4.1", Status: graph.FirmwareOffered},
+				{Time: firmwareTime(4, 999_999_999), Rollout: "r2", From: "1.2.0", To: "1.4.1", Status: graph.FirmwareInstalled},
+			}
+		},
+		scribble: func(h *graph.FirmwareHistory) {
+			h.Events[0].Status = "scribbled"
+			h.Events[1].Time = time.Time{}
+		},
+		invalid: []invalidCase[graph.FirmwareHistory]{
+			{"empty id", "id", func(h *graph.FirmwareHistory) { h.ID = "" }},
+			{"too many events", "events", func(h *graph.FirmwareHistory) {
+				h.Events = slices.Repeat(h.Events[:1], graph.MaxFirmwareEvents+1)
+			}},
+			{"zero time", "events[0].time", func(h *graph.FirmwareHistory) { h.Events[0].Time = time.Time{} }},
+			{"bad rollout id", "events[1].rollout", func(h *graph.FirmwareHistory) { h.Events[1].Rollout = "Rollout 1" }},
+			{"no version offered", "events[0].to", func(h *graph.FirmwareHistory) { h.Events[0].To = "" }},
+			{"bad version offered", "events[2].to", func(h *graph.FirmwareHistory) { h.Events[2].To = "1.4 final" }},
+			{"long from version", "events[1].from", func(h *graph.FirmwareHistory) { h.Events[1].From = strings.Repeat("1", 65) }},
+			{"no status", "events[0].status", func(h *graph.FirmwareHistory) { h.Events[0].Status = "" }},
+			{"bad status", "events[1].status", func(h *graph.FirmwareHistory) { h.Events[1].Status = "rebooting" }},
+			{"reason too long", "events[2].reason", func(h *graph.FirmwareHistory) {
+				h.Events[2].Reason = strings.Repeat("r", graph.MaxFirmwareReason+1)
+			}},
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,9 @@ func Run(t *testing.T, open func(t *testing.T) graph.Store, reopen func(t *testi
 	t.Run("junctions", func(t *testing.T) { runKind(t, h, junctionKind()) })
 	t.Run("plugins", func(t *testing.T) { runKind(t, h, pluginKind()) })
 	t.Run("keys", func(t *testing.T) { runKind(t, h, apiKeyKind()) })
+	t.Run("releases", func(t *testing.T) { runKind(t, h, releaseKind()) })
+	t.Run("rollouts", func(t *testing.T) { runKind(t, h, rolloutKind()) })
+	t.Run("firmware_histories", func(t *testing.T) { runKind(t, h, firmwareHistoryKind()) })
 	t.Run("delete_tenant_cascades", h.testDeleteTenantCascades)
 	t.Run("record_seen", h.testRecordSeen)
 	t.Run("settings", h.testSettings)
@@ -328,82 +332,110 @@ func (h harness) testTenants(t *testing.T) {
 	})
 }
 
+// anyKind is a kind with its record type erased, for the tests that go
+// over every kind of a tenant at once.
+type anyKind struct {
+	name   string // plural, for messages: "devices"
+	create func(ctx context.Context, sc graph.Scope, id string) (any, error)
+	get    func(ctx context.Context, sc graph.Scope, id string) (any, error)
+	list   func(ctx context.Context, sc graph.Scope) ([]any, error)
+	delete func(ctx context.Context, sc graph.Scope, id string) error
+}
+
+func erase[T any, P interface {
+	*T
+	graph.Record
+}](name string, k kind[T, P]) anyKind {
+	return anyKind{
+		name: name,
+		create: func(ctx context.Context, sc graph.Scope, id string) (any, error) {
+			rec, err := k.coll(sc).Create(ctx, k.valid(id))
+			return rec, err
+		},
+		get: func(ctx context.Context, sc graph.Scope, id string) (any, error) {
+			rec, err := k.coll(sc).Get(ctx, id)
+			return rec, err
+		},
+		list: func(ctx context.Context, sc graph.Scope) ([]any, error) {
+			list, err := k.coll(sc).List(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]any, len(list))
+			for i, rec := range list {
+				out[i] = rec
+			}
+			return out, nil
+		},
+		delete: func(ctx context.Context, sc graph.Scope, id string) error {
+			return k.coll(sc).Delete(ctx, id)
+		},
+	}
+}
+
+// tenantKinds is every kind of record a tenant holds.
+func tenantKinds() []anyKind {
+	return []anyKind{
+		erase("devices", deviceKind()),
+		erase("junctions", junctionKind()),
+		erase("plugin instances", pluginKind()),
+		erase("API keys", apiKeyKind()),
+		erase("firmware releases", releaseKind()),
+		erase("rollouts", rolloutKind()),
+		erase("firmware histories", firmwareHistoryKind()),
+	}
+}
+
 func (h harness) testDeleteTenantCascades(t *testing.T) {
 	s := h.fresh(t)
 	ctx := t.Context()
 	createTenants(t, s, "a", "b")
-	dk, jk, pk, kk := deviceKind(), junctionKind(), pluginKind(), apiKeyKind()
-	type kept struct{ d, j, p, k any }
-	keep := map[string]kept{}
+	kinds := tenantKinds()
+	keep := map[string]any{} // b's record of each kind, by kind name
 	for _, tenant := range []string{"a", "b"} {
-		sc := s.Tenant(tenant)
-		d, err := sc.Devices().Create(ctx, dk.valid("x"))
-		if err != nil {
-			t.Fatalf("create device in %q: %v", tenant, err)
+		for _, k := range kinds {
+			rec, err := k.create(ctx, s.Tenant(tenant), "x")
+			if err != nil {
+				t.Fatalf("%s: create in %q: %v", k.name, tenant, err)
+			}
+			if tenant == "b" {
+				keep[k.name] = rec
+			}
 		}
-		j, err := sc.Junctions().Create(ctx, jk.valid("x"))
-		if err != nil {
-			t.Fatalf("create junction in %q: %v", tenant, err)
-		}
-		p, err := sc.Plugins().Create(ctx, pk.valid("x"))
-		if err != nil {
-			t.Fatalf("create plugin instance in %q: %v", tenant, err)
-		}
-		k, err := sc.Keys().Create(ctx, kk.valid("x"))
-		if err != nil {
-			t.Fatalf("create API key in %q: %v", tenant, err)
-		}
-		keep[tenant] = kept{d, j, p, k}
 	}
 	if err := s.DeleteTenant(ctx, "a"); err != nil {
 		t.Fatalf("DeleteTenant: %v", err)
 	}
 	a := s.Tenant("a")
-	_, err := a.Devices().List(ctx)
-	wantErr(t, "devices of a deleted tenant", err, graph.ErrNotFound)
-	_, err = a.Junctions().Get(ctx, "x")
-	wantErr(t, "junction of a deleted tenant", err, graph.ErrNotFound)
-	_, err = a.Plugins().Get(ctx, "x")
-	wantErr(t, "plugin instance of a deleted tenant", err, graph.ErrNotFound)
-	_, err = a.Keys().Get(ctx, "x")
-	wantErr(t, "API key of a deleted tenant", err, graph.ErrNotFound)
+	for _, k := range kinds {
+		_, err := k.list(ctx, a)
+		wantErr(t, k.name+" of a deleted tenant: List", err, graph.ErrNotFound)
+		_, err = k.get(ctx, a, "x")
+		wantErr(t, k.name+" of a deleted tenant: Get", err, graph.ErrNotFound)
+	}
 
 	// A tenant created again with the same id starts empty.
 	createTenants(t, s, "a")
-	if n := mustList(t, a.Devices()); len(n) != 0 {
-		t.Errorf("re-created tenant has %d devices from before", len(n))
-	}
-	if n := mustList(t, a.Junctions()); len(n) != 0 {
-		t.Errorf("re-created tenant has %d junctions from before", len(n))
-	}
-	if n := mustList(t, a.Plugins()); len(n) != 0 {
-		t.Errorf("re-created tenant has %d plugin instances from before", len(n))
-	}
-	if n := mustList(t, a.Keys()); len(n) != 0 {
-		t.Errorf("re-created tenant has %d API keys from before", len(n))
+	for _, k := range kinds {
+		list, err := k.list(ctx, a)
+		if err != nil {
+			t.Fatalf("%s of the re-created tenant: %v", k.name, err)
+		}
+		if len(list) != 0 {
+			t.Errorf("re-created tenant has %d %s from before", len(list), k.name)
+		}
+		_, err = k.get(ctx, a, "x")
+		wantErr(t, k.name+" of the re-created tenant: Get", err, graph.ErrNotFound)
 	}
 
 	b := s.Tenant("b")
-	d, err := b.Devices().Get(ctx, "x")
-	if err != nil {
-		t.Fatalf("device of the other tenant: %v", err)
+	for _, k := range kinds {
+		got, err := k.get(ctx, b, "x")
+		if err != nil {
+			t.Fatalf("%s of the other tenant: %v", k.name, err)
+		}
+		wantSame(t, k.name+" of the other tenant", got, keep[k.name])
 	}
-	wantSame(t, "device of the other tenant", d, keep["b"].d)
-	j, err := b.Junctions().Get(ctx, "x")
-	if err != nil {
-		t.Fatalf("junction of the other tenant: %v", err)
-	}
-	wantSame(t, "junction of the other tenant", j, keep["b"].j)
-	p, err := b.Plugins().Get(ctx, "x")
-	if err != nil {
-		t.Fatalf("plugin instance of the other tenant: %v", err)
-	}
-	wantSame(t, "plugin instance of the other tenant", p, keep["b"].p)
-	k, err := b.Keys().Get(ctx, "x")
-	if err != nil {
-		t.Fatalf("API key of the other tenant: %v", err)
-	}
-	wantSame(t, "API key of the other tenant", k, keep["b"].k)
 }
 
 func mustList[T any](t *testing.T, c graph.Collection[T]) []T {
@@ -611,7 +643,7 @@ func (h harness) testRestart(t *testing.T) {
 	s := h.fresh(t)
 	ctx := t.Context()
 	createTenants(t, s, "a", "b")
-	dk, jk, pk, kk := deviceKind(), junctionKind(), pluginKind(), apiKeyKind()
+	dk := deviceKind()
 	a := s.Tenant("a")
 	d, err := a.Devices().Create(ctx, dk.valid("d1"))
 	if err != nil {
@@ -623,17 +655,26 @@ func (h harness) testRestart(t *testing.T) {
 	if err := a.Devices().Delete(ctx, "d2"); err != nil {
 		t.Fatalf("delete device: %v", err)
 	}
-	j, err := a.Junctions().Create(ctx, jk.valid("j1"))
-	if err != nil {
-		t.Fatalf("create junction: %v", err)
-	}
-	p, err := a.Plugins().Create(ctx, pk.valid("p1"))
-	if err != nil {
-		t.Fatalf("create plugin instance: %v", err)
-	}
-	k, err := a.Keys().Create(ctx, kk.valid("k1"))
-	if err != nil {
-		t.Fatalf("create API key: %v", err)
+	// One record of every other kind (devices are checked with their
+	// sighting), and one created and deleted again.
+	var others []anyKind
+	kept := map[string]any{}
+	for _, k := range tenantKinds() {
+		if k.name == "devices" {
+			continue
+		}
+		others = append(others, k)
+		rec, err := k.create(ctx, a, "r1")
+		if err != nil {
+			t.Fatalf("%s: create: %v", k.name, err)
+		}
+		kept[k.name] = rec
+		if _, err := k.create(ctx, a, "r2"); err != nil {
+			t.Fatalf("%s: create: %v", k.name, err)
+		}
+		if err := k.delete(ctx, a, "r2"); err != nil {
+			t.Fatalf("%s: delete: %v", k.name, err)
+		}
 	}
 	at := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
 	if err := s.RecordSeen(ctx, []graph.Seen{{Tenant: "a", Device: "d1", At: at, Firmware: "3.1.4"}}); err != nil {
@@ -661,15 +702,24 @@ func (h harness) testRestart(t *testing.T) {
 	slices.SortFunc(gotTenants, byID)
 	wantSame(t, "tenants after restart", gotTenants, tenants)
 	wantSame(t, "devices after restart", mustList(t, a.Devices()), []graph.Device{d})
-	wantSame(t, "junctions after restart", mustList(t, a.Junctions()), []graph.Junction{j})
-	wantSame(t, "plugin instances after restart", mustList(t, a.Plugins()), []graph.PluginInstance{p})
-	wantSame(t, "API keys after restart", mustList(t, a.Keys()), []graph.APIKey{k})
+	for _, k := range others {
+		list, err := k.list(ctx, a)
+		if err != nil {
+			t.Fatalf("%s after restart: %v", k.name, err)
+		}
+		wantSame(t, k.name+" after restart", list, []any{kept[k.name]})
+	}
 	if got, err := s2.GetSetting(ctx, "operator_key_hash"); err != nil || string(got) != "kept" {
 		t.Errorf("setting after restart = %q, %v; want %q", got, err, "kept")
 	}
 	// The reopened store takes writes.
 	if _, err := a.Devices().Create(ctx, dk.valid("d2")); err != nil {
 		t.Errorf("create after restart: %v", err)
+	}
+	for _, k := range others {
+		if _, err := k.create(ctx, a, "r2"); err != nil {
+			t.Errorf("%s: create after restart: %v", k.name, err)
+		}
 	}
 }
 
@@ -711,6 +761,9 @@ func (h harness) testAfterClose(t *testing.T) {
 		{"Junctions.List", func() error { _, err := sc.Junctions().List(ctx); return err }},
 		{"Plugins.List", func() error { _, err := sc.Plugins().List(ctx); return err }},
 		{"Keys.List", func() error { _, err := sc.Keys().List(ctx); return err }},
+		{"Releases.List", func() error { _, err := sc.Releases().List(ctx); return err }},
+		{"Rollouts.List", func() error { _, err := sc.Rollouts().List(ctx); return err }},
+		{"FirmwareHistories.List", func() error { _, err := sc.FirmwareHistories().List(ctx); return err }},
 		{"RecordSeen", func() error {
 			return s.RecordSeen(ctx, []graph.Seen{{Tenant: "a", Device: "d1", At: time.Now()}})
 		}},

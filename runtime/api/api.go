@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchyard/switchyard/firmware"
 	"github.com/switchyard/switchyard/graph"
 	"github.com/switchyard/switchyard/runtime/catalog"
 	"github.com/switchyard/switchyard/runtime/config"
@@ -45,6 +46,9 @@ type Options struct {
 	Plugins *host.Host
 	Control *reload.Controller
 	Modules *modules.Store
+	// Firmware is the update service; FirmwareKey its signing key.
+	Firmware    *firmware.Service
+	FirmwareKey *firmware.Key
 	// CheckWASM compiles an uploaded WASM module and checks it against the
 	// ABI, so a module that cannot load is refused at upload.
 	CheckWASM   func(ctx context.Context, code []byte) error
@@ -123,6 +127,7 @@ func New(o Options) *Server {
 	t.POST("/keys/:id/rotate", s.rotateKey)
 	t.DELETE("/keys/:id", s.deleteKey)
 	s.pluginRoutes(v1, t)
+	s.firmwareRoutes(v1, t)
 	if o.Config.Pprof {
 		servePprof(e)
 	}

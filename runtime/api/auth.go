@@ -69,7 +69,7 @@ func routeAccess(method, path string) access {
 	switch {
 	case strings.HasPrefix(path, tenantRoute+"/"), path == tenantRoute && method == http.MethodGet:
 		return ownTenant
-	case (path == "/api/v1/plugins" || path == "/api/v1/generations") && method == http.MethodGet:
+	case (path == "/api/v1/plugins" || path == "/api/v1/generations" || path == "/api/v1/firmware/key") && method == http.MethodGet:
 		return anyTenant
 	}
 	return operatorOnly

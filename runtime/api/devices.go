@@ -193,6 +193,7 @@ func (s *Server) deleteDevice(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.Firmware.ForgetDevice(tenant, id)
 	s.Gateway.Disconnect(tenant, id, gateway.CloseRevoked, "device deleted")
 	return c.NoContent(http.StatusNoContent)
 }

@@ -85,6 +85,9 @@ func (s *Server) deleteTenant(c echo.Context) error {
 		return err
 	}
 	s.Router.Set(id, nil)
+	if err := s.Firmware.TenantDeleted(id); err != nil {
+		s.log.Error("firmware images of a deleted tenant not removed", "tenant", id, "err", err)
+	}
 	for _, sess := range s.Gateway.Sessions(id) {
 		s.Gateway.Disconnect(id, sess.Device, gateway.CloseRevoked, "tenant deleted")
 	}

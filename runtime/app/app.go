@@ -14,12 +14,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/switchyard/switchyard/firmware"
 	"github.com/switchyard/switchyard/graph"
 	"github.com/switchyard/switchyard/runtime/api"
 	"github.com/switchyard/switchyard/runtime/catalog"
@@ -39,6 +41,7 @@ type App struct {
 	log      *slog.Logger
 	store    graph.Store
 	seen     *lastseen.Batcher
+	firmware *firmware.Service
 	gateway  *gateway.Gateway
 	wasm     *wasm.Runtime
 	plugins  *host.Host
@@ -130,6 +133,25 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	a.seen = lastseen.New(store, cfg.Gateway.LastSeenFlush, o.Logger, reg)
 	cleanup = append(cleanup, func() { a.seen.Close(context.Background()) })
 
+	images, err := modules.Open(filepath.Join(cfg.FirmwareDirOrDefault(), "images"))
+	if err != nil {
+		return nil, fmt.Errorf("firmware images: %w", err)
+	}
+	fwKey := firmware.NewKey(cfg.SigningKeyOrDefault())
+	fw, err := firmware.New(firmware.Options{
+		Store: store, Blobs: modules.NewImages(images), Key: fwKey,
+		MaxImageSize: int64(cfg.Firmware.MaxImageSize), Logger: o.Logger, Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := fw.Load(ctx); err != nil {
+		return nil, err
+	}
+	fw.Start()
+	a.firmware = fw
+	cleanup = append(cleanup, func() { _ = fw.Close(context.Background()) })
+
 	router := junction.New(junction.Options{Stages: plugins, Brokers: plugins, Logger: o.Logger, Registry: reg})
 	a.control = reload.New(reload.Options{Source: o.Source, Config: cfg, Store: store, Host: plugins, Router: router,
 		Modules: mods, Logger: o.Logger, DeviceToken: o.DeviceToken})
@@ -141,12 +163,15 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Auth:       devices,
 		Seen:       a.seen,
 		Data:       router,
+		Firmware:   fw,
+		Downloads:  gateway.DownloadLimits{Max: cfg.Firmware.MaxDownloads, Stall: cfg.Firmware.DownloadStall},
 		Logger:     o.Logger,
 		Registerer: reg,
 	})
 	if err != nil {
 		return nil, err
 	}
+	fw.SetOfferer(gw)
 	router.Attach(gw)
 	a.router = router
 	cleanup = append(cleanup, func() { router.Close(context.Background()) })
@@ -176,6 +201,8 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Plugins:     plugins,
 		Control:     a.control,
 		Modules:     mods,
+		Firmware:    fw,
+		FirmwareKey: fwKey,
 		CheckWASM:   func(ctx context.Context, code []byte) error { return checkWASM(ctx, wrt, code) },
 		OperatorKey: keyHash,
 		Keys:        keys,
@@ -254,6 +281,7 @@ func (a *App) Stop(ctx context.Context) error {
 	a.router.Close(rctx)
 	cancel()
 	errs := []error{a.gateway.Shutdown(ctx)}
+	errs = append(errs, a.firmware.Close(ctx))
 	a.plugins.Close(ctx)
 	errs = append(errs, a.wasm.Close(ctx))
 	errs = append(errs, a.api.Shutdown(ctx))

@@ -180,7 +180,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 	}{
 		{"unknown_keys.yaml", []string{
 			`testdata/unknown_keys.yaml:3: log.colour: unknown key (expected one of: level, format)`,
-			`testdata/unknown_keys.yaml:4: gatway: unknown key (expected one of: gateway, api, store, log, wasm, tenants, devices, plugins, junctions)`,
+			`testdata/unknown_keys.yaml:4: gatway: unknown key (expected one of: gateway, api, store, log, wasm, firmware, tenants, devices, plugins, junctions)`,
 			`testdata/unknown_keys.yaml:8: store.embedded.paht: unknown key (expected one of: path)`,
 			`testdata/unknown_keys.yaml:13: plugins[0].bogus: unknown key (expected one of: id, tenant, use, runtime, module, sha256, env, config, interval, limits, http_fetch)`,
 			`testdata/unknown_keys.yaml:22: junctions[0].targets[0].colour: unknown key (expected one of: device, selector, broker)`,
@@ -247,7 +247,7 @@ func TestLoadBrokenFiles(t *testing.T) {
 			`testdata/duplicate_key.yaml:3: not valid YAML: mapping key "listen" already defined at line 2`,
 		}},
 		{"list_root.yaml", []string{
-			`testdata/list_root.yaml:1: expected a mapping of sections (gateway, api, store, log, wasm, tenants, devices, plugins, junctions)`,
+			`testdata/list_root.yaml:1: expected a mapping of sections (gateway, api, store, log, wasm, firmware, tenants, devices, plugins, junctions)`,
 		}},
 		{"two_documents.yaml", []string{
 			`testdata/two_documents.yaml:3: not valid YAML: a second YAML document starts here; the file must hold one`,
@@ -281,7 +281,7 @@ func TestLoadNotYAML(t *testing.T) {
 			`plugins.yaml:1: not valid YAML: did not find expected ',' or ']'`,
 		}},
 		{"scalar", "just words\n", []string{
-			`plugins.yaml:1: expected a mapping of sections (gateway, api, store, log, wasm, tenants, devices, plugins, junctions)`,
+			`plugins.yaml:1: expected a mapping of sections (gateway, api, store, log, wasm, firmware, tenants, devices, plugins, junctions)`,
 		}},
 		{"alias bomb", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" +
 			"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n" +

@@ -15,6 +15,7 @@ type Config struct {
 	Store     Store      `koanf:"store"`
 	Log       Log        `koanf:"log"`
 	WASM      WASM       `koanf:"wasm"`
+	Firmware  Firmware   `koanf:"firmware"`
 	Tenants   []Tenant   `koanf:"tenants"`
 	Devices   []Device   `koanf:"devices"`
 	Plugins   []Plugin   `koanf:"plugins"`
@@ -177,6 +178,40 @@ func (c *Config) ModulesDirOrDefault() string {
 	return filepath.Join(filepath.Dir(c.Store.Embedded.Path), "modules")
 }
 
+// Firmware configures over-the-air updates (package firmware).
+type Firmware struct {
+	// Dir holds uploaded images (per tenant, by sha256); empty means a
+	// firmware folder next to the embedded store.
+	Dir string `koanf:"dir"`
+	// SigningKey is the PEM file of the Ed25519 key that signs manifests,
+	// generated there on first use; empty means firmware-signing-key.pem in
+	// Dir. Devices trust its public key: keep it, and back it up.
+	SigningKey string `koanf:"signing_key"`
+	// MaxImageSize bounds an uploaded image.
+	MaxImageSize ByteSize `koanf:"max_image_size"`
+	// MaxDownloads bounds the image downloads the gateway serves at once.
+	MaxDownloads int `koanf:"max_downloads"`
+	// DownloadStall cuts off a download without progress for this long.
+	DownloadStall time.Duration `koanf:"download_stall"`
+}
+
+// FirmwareDirOrDefault is Firmware.Dir, or its default next to the store.
+func (c *Config) FirmwareDirOrDefault() string {
+	if c.Firmware.Dir != "" {
+		return c.Firmware.Dir
+	}
+	return filepath.Join(filepath.Dir(c.Store.Embedded.Path), "firmware")
+}
+
+// SigningKeyOrDefault is Firmware.SigningKey, or its default in the
+// firmware folder.
+func (c *Config) SigningKeyOrDefault() string {
+	if c.Firmware.SigningKey != "" {
+		return c.Firmware.SigningKey
+	}
+	return filepath.Join(c.FirmwareDirOrDefault(), "firmware-signing-key.pem")
+}
+
 // Plugin declares one plugin instance.
 type Plugin struct {
 	ID      string `koanf:"id"`
@@ -314,5 +349,10 @@ func Default() Config {
 			},
 		},
 		Log: Log{Level: "info", Format: "text"},
+		Firmware: Firmware{
+			MaxImageSize:  64 << 20,
+			MaxDownloads:  32,
+			DownloadStall: 30 * time.Second,
+		},
 	}
 }

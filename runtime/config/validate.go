@@ -45,6 +45,7 @@ func (c *Config) Validate() error {
 	v.gateway(&c.Gateway)
 	v.api(&c.API, &c.Gateway)
 	v.store(&c.Store, c.EncryptionKey)
+	v.firmware(&c.Firmware)
 	v.log(&c.Log)
 	v.tenants(c.Tenants)
 	v.devices(c.Devices)
@@ -157,6 +158,20 @@ func (v *validation) api(a *API, g *Gateway) {
 	if a.MaxModuleSize < minBodySize {
 		v.add("api.max_module_size", "must be at least %s, got %s", minBodySize, a.MaxModuleSize)
 	}
+}
+
+// maxImageSize bounds firmware.max_image_size: an image is kept whole on
+// the relay's disk and read whole to hash it.
+const maxImageSize = 4 << 30
+
+func (v *validation) firmware(f *Firmware) {
+	if f.MaxImageSize < 1 || f.MaxImageSize > maxImageSize {
+		v.add("firmware.max_image_size", "must be between 1 byte and %s, got %s", ByteSize(maxImageSize), f.MaxImageSize)
+	}
+	if f.MaxDownloads < 1 {
+		v.add("firmware.max_downloads", "must be at least 1, got %d", f.MaxDownloads)
+	}
+	v.positive("firmware.download_stall", f.DownloadStall)
 }
 
 var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)

@@ -3,7 +3,9 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -32,6 +34,7 @@ const (
 	ErrCodeInvalidFrame   = "invalid_frame"  // a known type with a missing or ill-typed field
 	ErrCodeInvalidStream  = "invalid_stream" // a data frame whose stream is not a valid name
 	ErrCodeDuplicateHello = "duplicate_hello"
+	ErrCodeNotOffered     = "not_offered" // a firmware_status about an update not offered
 )
 
 // Limits on fields a device sends (firmware/PROTOCOL.md, "Limits").
@@ -40,7 +43,7 @@ const (
 	maxCapabilities  = 32  // entries in hello.capabilities
 	maxStreamLen     = 128 // bytes of a data frame's stream
 	maxStreamToken   = 63  // bytes of one '.'-separated token of a stream
-	maxErrorMessage  = 256 // bytes of an error frame's message kept for the log
+	maxErrorMessage  = 256 // bytes of an error frame's message kept for the log, and of a firmware_status reason
 	maxCloseReason   = 123 // a close frame's reason (RFC 6455: 125 minus the code)
 	frameTypeUnknown = "unknown"
 )
@@ -48,7 +51,7 @@ const (
 // inFrame is one decoded device→relay frame. Only the fields of its type
 // are set.
 type inFrame struct {
-	Type string // hello, heartbeat, data, ack or error
+	Type string // hello, heartbeat, data, ack, error or firmware_status
 
 	// hello
 	Protocol     int
@@ -71,6 +74,12 @@ type inFrame struct {
 	Code    string
 	Message string
 	Ref     string
+
+	// firmware_status
+	Version  string
+	Status   string
+	Progress int64
+	Reason   string
 }
 
 // frameError is why a frame was refused. Close != 0: the session ends with
@@ -129,6 +138,8 @@ func decodeFrame(data []byte) (inFrame, *frameError) {
 	case "error":
 		decodeDeviceError(&f, fields)
 		return f, nil
+	case "firmware_status":
+		return f, decodeFirmwareStatus(&f, fields)
 	default:
 		return f, fatal(CloseProtocolError, "unknown frame type %q", truncate(f.Type, 32))
 	}
@@ -213,6 +224,41 @@ func decodeAck(f *inFrame, fields map[string]json.RawMessage) *frameError {
 	}
 	if f.ID == "" {
 		return recoverable(ErrCodeInvalidFrame, "", "ack: \"id\" is required")
+	}
+	return nil
+}
+
+// firmwareStatuses are the statuses a device may report (PROTOCOL.md §8.5).
+var firmwareStatuses = []string{"downloading", "downloaded", "verified", "installing", "installed", "failed"}
+
+func decodeFirmwareStatus(f *inFrame, fields map[string]json.RawMessage) *frameError {
+	if err := optionalText(fields, "version", &f.Version); err != nil {
+		return recoverable(ErrCodeInvalidFrame, "", "firmware_status: %s", err)
+	}
+	if f.Version == "" {
+		return recoverable(ErrCodeInvalidFrame, "", "firmware_status: \"version\" is required")
+	}
+	if err := optionalText(fields, "status", &f.Status); err != nil {
+		return recoverable(ErrCodeInvalidFrame, "", "firmware_status: %s", err)
+	}
+	if !slices.Contains(firmwareStatuses, f.Status) {
+		return recoverable(ErrCodeInvalidFrame, "", "firmware_status: \"status\" must be one of %s", strings.Join(firmwareStatuses, ", "))
+	}
+	if raw, ok := fields["progress"]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &f.Progress); err != nil || f.Progress < 0 {
+			return recoverable(ErrCodeInvalidFrame, "", "firmware_status: \"progress\" must be a non-negative integer (bytes)")
+		}
+	}
+	if raw, ok := fields["reason"]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &f.Reason); err != nil {
+			return recoverable(ErrCodeInvalidFrame, "", "firmware_status: \"reason\" must be a string")
+		}
+		if f.Reason == "" || len(f.Reason) > maxErrorMessage {
+			return recoverable(ErrCodeInvalidFrame, "", "firmware_status: \"reason\" must be 1-%d bytes", maxErrorMessage)
+		}
+	}
+	if f.Status == "failed" && f.Reason == "" {
+		return recoverable(ErrCodeInvalidFrame, "", "firmware_status: \"reason\" is required with status \"failed\"")
 	}
 	return nil
 }
@@ -344,6 +390,14 @@ type messageFrame struct {
 type ackFrame struct {
 	Type string `json:"type"`
 	ID   string `json:"id"`
+}
+
+type firmwareOfferFrame struct {
+	Type      string `json:"type"`
+	Manifest  string `json:"manifest"`
+	Signature string `json:"signature"`
+	KeyID     string `json:"key_id"`
+	URL       string `json:"url"`
 }
 
 type errorFrame struct {

@@ -22,6 +22,7 @@ import (
 	"github.com/lesismal/nbio/nbhttp/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard/switchyard/firmware"
 	"github.com/switchyard/switchyard/runtime/config"
 )
 
@@ -104,7 +105,12 @@ type Options struct {
 	Seen   SeenRecorder  // required
 	Data   DataHandler   // required
 	Acks   AckHandler    // optional: acks are then only counted
-	Logger *slog.Logger  // nil: slog.Default()
+	// Firmware, when set, is the update service: devices are offered
+	// firmware, report on it, and download images from this listener.
+	Firmware Firmware
+	// Downloads bound the image downloads served at once (with Firmware).
+	Downloads DownloadLimits
+	Logger    *slog.Logger // nil: slog.Default()
 	// Registerer receives the gateway's metrics; nil: they are not exported.
 	Registerer prometheus.Registerer
 	// ReconnectHint is announced in the 1001 close at shutdown; zero:
@@ -143,6 +149,8 @@ type Gateway struct {
 	seen     SeenRecorder
 	data     DataHandler
 	acks     AckHandler
+	fw       Firmware
+	dl       *downloads
 	log      *slog.Logger
 	m        *metrics
 	hint     time.Duration
@@ -188,6 +196,7 @@ func New(o Options) (*Gateway, error) {
 		seen:    o.Seen,
 		data:    o.Data,
 		acks:    o.Acks,
+		fw:      o.Firmware,
 		log:     o.Logger,
 		hint:    o.ReconnectHint,
 		tenants: map[string]map[string]*session{},
@@ -226,6 +235,11 @@ func New(o Options) (*Gateway, error) {
 	}
 	g.m = m
 	g.tick = sweepTick(o.Config)
+	if g.fw != nil {
+		if g.dl, err = newDownloads(o.Downloads, o.Registerer); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 
 	u := websocket.NewUpgrader()
 	u.KeepaliveTime = 0 // liveness is the sweeper's job: no timer per connection
@@ -583,6 +597,10 @@ func (g *Gateway) encodeMessage(m Outbound) ([]byte, error) {
 // handshake authenticates an upgrade request and upgrades it. Every refusal
 // is an HTTP error with a JSON body, before any WebSocket frame.
 func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request) {
+	if g.fw != nil && strings.HasPrefix(r.URL.Path, firmware.DownloadPath) {
+		g.download(w, r)
+		return
+	}
 	if r.URL.Path != g.cfg.Path {
 		g.refuse(w, r, http.StatusNotFound, refusedNotFound, "not_found", fmt.Sprintf("no device endpoint at %q", r.URL.Path))
 		return
@@ -597,26 +615,10 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, http.StatusServiceUnavailable, refusedShuttingDown, "shutting_down", "the relay is shutting down; reconnect in "+g.hint.String())
 		return
 	}
-	token, problem := bearerToken(r)
-	if token == "" {
-		g.refuse(w, r, http.StatusUnauthorized, refusedUnauthorized, "unauthorized", problem)
-		return
-	}
-	id, err := g.auth.Authenticate(token)
-	switch {
-	case errors.Is(err, ErrRevoked):
-		g.refuse(w, r, http.StatusUnauthorized, refusedRevoked, "device_revoked", "this device has been revoked")
-		return
-	case errors.Is(err, ErrUnknownToken):
-		g.refuse(w, r, http.StatusUnauthorized, refusedUnauthorized, "unauthorized", "unknown device token")
-		return
-	case err != nil:
-		g.log.Warn("gateway: authenticator failed", "err", err)
-		g.refuse(w, r, http.StatusServiceUnavailable, refusedUnavailable, "unavailable", "device authentication is unavailable; retry later")
-		return
-	case id.Tenant == "" || id.Device == "":
-		g.log.Error("gateway: authenticator returned an identity without tenant or device", "tenant", id.Tenant, "device", id.Device)
-		g.refuse(w, r, http.StatusServiceUnavailable, refusedUnavailable, "unavailable", "device authentication is unavailable; retry later")
+	id, ok := g.authenticate(r, func(status int, reason, code, message string) {
+		g.refuse(w, r, status, reason, code, message)
+	})
+	if !ok {
 		return
 	}
 	if problem := upgradeProblem(r); problem != "" {
@@ -705,13 +707,20 @@ func (g *Gateway) finish(s *session, err error) {
 	}
 
 	g.mu.Lock()
+	current := false
 	if devices := g.tenants[s.id.Tenant]; devices[s.id.Device] == s {
+		current = true
 		delete(devices, s.id.Device)
 		if len(devices) == 0 {
 			delete(g.tenants, s.id.Tenant)
 		}
 	}
 	g.mu.Unlock()
+	if current && greeted && g.fw != nil {
+		// A replaced session is not the device leaving: its successor
+		// already said, or will say, hello.
+		g.fw.Gone(firmware.Device{Tenant: s.id.Tenant, ID: s.id.Device})
+	}
 	g.closingMu.Lock()
 	delete(g.closing, s)
 	g.closingMu.Unlock()
@@ -734,6 +743,13 @@ func (g *Gateway) finish(s *session, err error) {
 // {"error":{"code":…,"message":…}}, then closes the connection.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, reason, code, message string) {
 	g.m.refused.WithLabelValues(reason).Inc()
+	writeError(w, r, status, code, message)
+	g.log.Debug("gateway: handshake refused", "status", status, "code", code, "remote", r.RemoteAddr)
+}
+
+// writeError answers with {"error":{"code":…,"message":…}} and closes the
+// connection after the response.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, message string) {
 	body, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": message}})
 	r.Close = true // nbhttp answers with "Connection: close" and closes after the response
 	h := w.Header()
@@ -745,7 +761,38 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, status int, rea
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-	g.log.Debug("gateway: handshake refused", "status", status, "code", code, "remote", r.RemoteAddr)
+}
+
+// refusal answers a request with an error: its HTTP status, the metric
+// reason, and the code and message of the JSON body.
+type refusal func(status int, reason, code, message string)
+
+// authenticate finds the device of a request's token, or refuses the
+// request and returns false.
+func (g *Gateway) authenticate(r *http.Request, refuse refusal) (Identity, bool) {
+	token, problem := bearerToken(r)
+	if token == "" {
+		refuse(http.StatusUnauthorized, refusedUnauthorized, "unauthorized", problem)
+		return Identity{}, false
+	}
+	id, err := g.auth.Authenticate(token)
+	switch {
+	case errors.Is(err, ErrRevoked):
+		refuse(http.StatusUnauthorized, refusedRevoked, "device_revoked", "this device has been revoked")
+		return id, false
+	case errors.Is(err, ErrUnknownToken):
+		refuse(http.StatusUnauthorized, refusedUnauthorized, "unauthorized", "unknown device token")
+		return id, false
+	case err != nil:
+		g.log.Warn("gateway: authenticator failed", "err", err)
+		refuse(http.StatusServiceUnavailable, refusedUnavailable, "unavailable", "device authentication is unavailable; retry later")
+		return id, false
+	case id.Tenant == "" || id.Device == "":
+		g.log.Error("gateway: authenticator returned an identity without tenant or device", "tenant", id.Tenant, "device", id.Device)
+		refuse(http.StatusServiceUnavailable, refusedUnavailable, "unavailable", "device authentication is unavailable; retry later")
+		return id, false
+	}
+	return id, true
 }
 
 // bearerToken returns the request's device token, or "" and why not. The
@@ -821,6 +868,11 @@ func tlsOverhead(ws *websocket.Conn) uint8 {
 func (g *Gateway) onWritten(c *nbio.Conn, _ []byte, n int) {
 	ws, ok := c.Session().(*websocket.Conn)
 	if !ok {
+		if g.fw != nil {
+			if t, ok := g.dl.transfers.Load(c); ok {
+				t.(*transfer).onWritten(n)
+			}
+		}
 		return
 	}
 	s, ok := ws.Session().(*session)
@@ -932,7 +984,7 @@ func (g *Gateway) onMessage(c *websocket.Conn, mt websocket.MessageType, data []
 	}
 	f, ferr := decodeFrame(data)
 	switch f.Type {
-	case "hello", "heartbeat", "data", "ack", "error":
+	case "hello", "heartbeat", "data", "ack", "error", "firmware_status":
 		g.m.in[f.Type].Inc()
 	default: // malformed, not UTF-8, or an unknown type
 		g.m.in[frameTypeUnknown].Inc()
@@ -966,6 +1018,8 @@ func (g *Gateway) onMessage(c *websocket.Conn, mt websocket.MessageType, data []
 	case "error":
 		g.log.Debug("device reported an error", "tenant", s.id.Tenant, "device", s.id.Device,
 			"code", f.Code, "message", f.Message, "ref", f.Ref)
+	case "firmware_status":
+		g.firmwareStatus(s, f)
 	}
 }
 
@@ -979,6 +1033,7 @@ func (g *Gateway) hello(s *session, f inFrame, now time.Time) {
 		}
 		return
 	}
+	recordModel := s.id.Model
 	if f.Model != "" {
 		s.id.Model = f.Model
 	}
@@ -1002,6 +1057,10 @@ func (g *Gateway) hello(s *session, f inFrame, now time.Time) {
 	s.mu.Unlock()
 	s.reported.Store(now.UnixNano())
 	g.seen.Seen(s.id.Tenant, s.id.Device, now, f.Firmware)
+	if g.fw != nil {
+		g.fw.Hello(firmware.Device{Tenant: s.id.Tenant, ID: s.id.Device, Model: recordModel, Labels: s.id.Labels},
+			firmware.Hello{Model: f.Model, Firmware: f.Firmware, Capabilities: f.Capabilities})
+	}
 	g.log.Debug("device said hello", "tenant", s.id.Tenant, "device", s.id.Device, "session", s.sessionID(),
 		"model", f.Model, "firmware", f.Firmware)
 }

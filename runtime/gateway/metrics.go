@@ -25,8 +25,8 @@ const (
 var (
 	refusedReasons = []string{refusedUnauthorized, refusedRevoked, refusedTooMany, refusedNotFound,
 		refusedBadRequest, refusedShuttingDown, refusedUnavailable}
-	inTypes     = []string{"hello", "heartbeat", "data", "ack", "error", "ping", "pong", frameTypeUnknown}
-	outTypes    = []string{"welcome", "heartbeat", "message", "ack", "error", "pong", "close"}
+	inTypes     = []string{"hello", "heartbeat", "data", "ack", "error", "firmware_status", "ping", "pong", frameTypeUnknown}
+	outTypes    = []string{"welcome", "heartbeat", "message", "ack", "error", "firmware_offer", "pong", "close"}
 	dropReasons = []string{droppedOldest, droppedNewest, droppedDisconnect, droppedSessionClosed}
 	closeLabels = []string{"1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009", "1011",
 		"4000", "4002", "4003", "4004", "4008", "4029", "other"}

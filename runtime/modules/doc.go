@@ -4,7 +4,8 @@
 // their bytes, so that a plugin instance can name the module it runs.
 //
 // A module lives at <dir>/<tenant>/<sha256>.wasm (mode 0600) or
-// <dir>/<tenant>/<sha256>.bin (mode 0700, so it can be executed). The file is
+// <dir>/<tenant>/<sha256>.bin (mode 0700, so it can be executed); a firmware
+// image, in a Store of its own, at <dir>/<tenant>/<sha256>.img. The file is
 // the whole record: its extension gives the kind, its size the size and its
 // modification time the moment it was stored; there is no index to keep in
 // step. An upload is streamed to a temporary file in the tenant's folder while

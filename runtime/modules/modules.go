@@ -26,12 +26,21 @@ const (
 	KindWASM Kind = "wasm"
 	// KindProcess is an executable run as a process plugin.
 	KindProcess Kind = "process"
+	// KindImage is a firmware image, kept for package firmware (the relay
+	// gives it a Store of its own, apart from the plugin modules).
+	KindImage Kind = "image"
 )
+
+// kinds lists every kind.
+var kinds = []Kind{KindWASM, KindProcess, KindImage}
 
 // ext is the file extension a module of kind k is stored under.
 func (k Kind) ext() string {
-	if k == KindWASM {
+	switch k {
+	case KindWASM:
 		return ".wasm"
+	case KindImage:
+		return ".img"
 	}
 	return ".bin"
 }
@@ -148,8 +157,8 @@ func checkPut(tenant string, kind Kind, limit int64, want string) (string, error
 	if err := checkTenant(tenant); err != nil {
 		return "", err
 	}
-	if kind != KindWASM && kind != KindProcess {
-		return "", invalid(graph.Invalid("kind", "%q must be %q or %q", kind, KindWASM, KindProcess))
+	if !slices.Contains(kinds, kind) {
+		return "", invalid(graph.Invalid("kind", "%q must be %q, %q or %q", kind, KindWASM, KindProcess, KindImage))
 	}
 	if limit <= 0 {
 		return "", invalid(graph.Invalid("limit", "must be positive, not %d", limit))
@@ -319,7 +328,7 @@ func (s *Store) RemoveTenant(tenant string) error {
 
 // find looks up a module by validated tenant and sum.
 func (s *Store) find(tenant, sha string) (string, Info, error) {
-	for _, kind := range []Kind{KindWASM, KindProcess} {
+	for _, kind := range kinds {
 		path := filepath.Join(s.dir, tenant, sha+kind.ext())
 		fi, err := os.Lstat(path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -342,7 +351,7 @@ func newInfo(tenant, sha string, kind Kind, fi fs.FileInfo) Info {
 
 // parseName reports the sum and kind of a stored module's file name.
 func parseName(name string) (string, Kind, bool) {
-	for _, kind := range []Kind{KindWASM, KindProcess} {
+	for _, kind := range kinds {
 		sum, ok := strings.CutSuffix(name, kind.ext())
 		if ok && isSHA(sum) {
 			return sum, kind, true

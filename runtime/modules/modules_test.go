@@ -79,6 +79,7 @@ func TestPutRoundTrip(t *testing.T) {
 		{"wasm with announced sum", KindWASM, wasmModule, sum(wasmModule), sum(wasmModule) + ".wasm", 0o600},
 		{"upper-case announced sum", KindWASM, wasmModule, strings.ToUpper(sum(wasmModule)), sum(wasmModule) + ".wasm", 0o600},
 		{"process", KindProcess, processBinary, "", sum(processBinary) + ".bin", 0o700},
+		{"firmware image", KindImage, processBinary, "", sum(processBinary) + ".img", 0o600},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
