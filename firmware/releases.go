@@ -70,7 +70,7 @@ func isSHA256(s string) bool {
 // manifest and records it. Uploading the same image with the same
 // description again returns the stored release with created false. Every
 // refusal leaves nothing behind: graph.InvalidError for a field,
-// ErrTooLarge, ErrEmpty, ErrDigestMismatch, ErrMislabelled, graph.ErrConflict
+// ErrTooLarge, ErrEmpty, ErrDigestMismatch, ErrMislabelled, ErrConflict
 // when the model already has that version (or one of equal precedence)
 // with other bytes or another description.
 func (s *Service) Upload(ctx context.Context, tenantID string, u Upload, r io.Reader) (rel graph.FirmwareRelease, created bool, err error) {
@@ -110,10 +110,10 @@ func (s *Service) Upload(ctx context.Context, tenantID string, u Upload, r io.Re
 		return *old, false, nil
 	case old != nil:
 		return rel, false, fmt.Errorf("firmware: upload %s %s: %w: the release exists with another image or description (sha256 %s); delete it first",
-			u.Model, u.Version, graph.ErrConflict, old.SHA256)
+			u.Model, u.Version, ErrConflict, old.SHA256)
 	case clash != nil:
 		return rel, false, fmt.Errorf("firmware: upload %s %s: %w: release %s ranks equal to it (versions differing only in build metadata cannot be ordered)",
-			u.Model, u.Version, graph.ErrConflict, clash.Version)
+			u.Model, u.Version, ErrConflict, clash.Version)
 	}
 	key, err := s.o.Key.Private()
 	if err != nil {

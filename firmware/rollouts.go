@@ -27,7 +27,7 @@ type NewRollout struct {
 
 // CreateRollout starts a rollout of a release the tenant has and offers it
 // at once to the connected devices of its first stage. It refuses
-// (graph.ErrConflict) a rollout that could cover a device another rollout
+// (ErrConflict) a rollout that could cover a device another rollout
 // of the model covers: a device follows one rollout at a time.
 func (s *Service) CreateRollout(ctx context.Context, tenantID string, n NewRollout) (graph.Rollout, error) {
 	t, err := s.tenantFor(ctx, tenantID)
@@ -72,7 +72,7 @@ func (s *Service) CreateRollout(ctx context.Context, tenantID string, n NewRollo
 		return graph.Rollout{}, graph.Invalid("version", "the tenant has no release of model %q at version %q: upload it first", r.Model, r.Version)
 	case clash != nil:
 		return graph.Rollout{}, fmt.Errorf("firmware: rollout %q: %w: rollout %q of model %s (selector %q) could offer to the same devices",
-			r.ID, graph.ErrConflict, clash.ID, clash.Model, selectorText(clash.Selector))
+			r.ID, ErrConflict, clash.ID, clash.Model, selectorText(clash.Selector))
 	}
 	stored, err := s.o.Store.Tenant(tenantID).Rollouts().Create(ctx, r)
 	if err != nil {
@@ -163,7 +163,7 @@ func (s *Service) change(r *graph.Rollout, c RolloutChange) error {
 		case p < r.Percent:
 			return graph.Invalid("percent", "may only be raised (it is %d): pause the rollout to stop offers", r.Percent)
 		case p > r.Percent && r.State == graph.RolloutHalted:
-			return fmt.Errorf("firmware: rollout %q: %w: it is halted (%s); resume it before raising it", r.ID, graph.ErrConflict, r.Reason)
+			return fmt.Errorf("firmware: rollout %q: %w: it is halted (%s); resume it before raising it", r.ID, ErrConflict, r.Reason)
 		case p > r.Percent:
 			r.Percent = p
 			r.Stages = append(r.Stages, graph.RolloutStage{Percent: p, StartedAt: now})

@@ -18,7 +18,8 @@ import (
 )
 
 // Errors of the service's callers' mistakes, for errors.Is. Record errors
-// are graph's: graph.ErrNotFound, graph.ErrConflict and *graph.InvalidError.
+// are graph's: graph.ErrNotFound, graph.ErrConflict (an id taken) and
+// *graph.InvalidError.
 var (
 	// ErrTooLarge: an image longer than the relay's limit.
 	ErrTooLarge = errors.New("image too large")
@@ -30,6 +31,11 @@ var (
 	// ErrMislabelled: the image says it is another version than the one it
 	// was uploaded as.
 	ErrMislabelled = errors.New("image is mislabelled")
+	// ErrConflict: a release or rollout that clashes with one the tenant
+	// has (another image under the same version, rollouts that could offer
+	// to the same device, raising a halted rollout). A record id that is
+	// taken is graph.ErrConflict.
+	ErrConflict = errors.New("conflict")
 	// ErrInUse: a release a rollout still offers.
 	ErrInUse = errors.New("release in use")
 	// ErrNotOffered: a device reported on an update it was not offered.

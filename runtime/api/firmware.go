@@ -43,7 +43,7 @@ func firmwareError(c echo.Context, kind, id string, err error) error {
 		return newError(http.StatusUnprocessableEntity, "image_mislabelled", "%v", err)
 	case errors.Is(err, firmware.ErrInUse):
 		return newError(http.StatusConflict, kind+"_in_use", "%v", err)
-	case errors.Is(err, graph.ErrConflict):
+	case errors.Is(err, firmware.ErrConflict):
 		return newError(http.StatusConflict, kind+"_conflict", "%v", err)
 	}
 	return scopedError(c, kind, id, err)
@@ -62,7 +62,7 @@ func (s *Server) listReleases(c echo.Context) error {
 	if err != nil {
 		return scopedError(c, "release", "", err)
 	}
-	return c.JSON(http.StatusOK, list)
+	return c.JSON(http.StatusOK, map[string]any{"releases": list})
 }
 
 func (s *Server) getRelease(c echo.Context) error {
@@ -171,7 +171,7 @@ func (s *Server) listRollouts(c echo.Context) error {
 	if err != nil {
 		return scopedError(c, "rollout", "", err)
 	}
-	return c.JSON(http.StatusOK, list)
+	return c.JSON(http.StatusOK, map[string]any{"rollouts": list})
 }
 
 func (s *Server) getRollout(c echo.Context) error {

@@ -44,39 +44,63 @@ var matrix = map[string]routeCall{
 	"POST /api/v1/generations/rollback":       {own: http.StatusForbidden},
 	"GET /api/v1/tenants/:tenant/generations": {own: http.StatusOK},
 	// A's history holds one generation (the start): nothing to roll back to.
-	"POST /api/v1/tenants/:tenant/generations/rollback": {own: http.StatusConflict},
-	"GET /api/v1/tenants/:tenant/modules":               {own: http.StatusOK},
-	"POST /api/v1/tenants/:tenant/modules":              {own: http.StatusCreated, body: moduleBody},
-	"GET /api/v1/tenants/:tenant/modules/:id":           {own: http.StatusOK},
-	"DELETE /api/v1/tenants/:tenant/modules/:id":        {own: http.StatusNoContent},
-	"GET /api/v1/tenants":                               {own: http.StatusForbidden},
-	"POST /api/v1/tenants":                              {own: http.StatusForbidden, body: func(id string) any { return map[string]any{"id": id} }},
-	"GET /api/v1/tenants/:tenant":                       {own: http.StatusOK},
-	"PUT /api/v1/tenants/:tenant":                       {own: http.StatusForbidden, body: func(string) any { return map[string]any{"name": "renamed"} }},
-	"DELETE /api/v1/tenants/:tenant":                    {own: http.StatusForbidden},
-	"GET /api/v1/tenants/:tenant/devices":               {own: http.StatusOK},
-	"POST /api/v1/tenants/:tenant/devices":              {own: http.StatusCreated, body: func(id string) any { return map[string]any{"id": id} }},
-	"GET /api/v1/tenants/:tenant/devices/:id":           {own: http.StatusOK},
-	"PATCH /api/v1/tenants/:tenant/devices/:id":         {own: http.StatusOK, body: func(string) any { return map[string]any{"name": "patched"} }},
-	"DELETE /api/v1/tenants/:tenant/devices/:id":        {own: http.StatusNoContent},
-	"POST /api/v1/tenants/:tenant/devices/:id/token":    {own: http.StatusOK},
-	"POST /api/v1/tenants/:tenant/devices/:id/messages": {own: http.StatusConflict, body: func(string) any { return map[string]any{"subject": "a.b", "payload": 1} }},
-	"GET /api/v1/tenants/:tenant/sessions":              {own: http.StatusOK},
-	"GET /api/v1/tenants/:tenant/junctions":             {own: http.StatusOK},
-	"POST /api/v1/tenants/:tenant/junctions":            {own: http.StatusCreated, body: junctionBody},
-	"GET /api/v1/tenants/:tenant/junctions/:id":         {own: http.StatusOK},
-	"PUT /api/v1/tenants/:tenant/junctions/:id":         {own: http.StatusOK, body: junctionBody},
-	"DELETE /api/v1/tenants/:tenant/junctions/:id":      {own: http.StatusNoContent},
-	"GET /api/v1/tenants/:tenant/plugins":               {own: http.StatusOK},
-	"POST /api/v1/tenants/:tenant/plugins":              {own: http.StatusCreated, body: pluginBody},
-	"GET /api/v1/tenants/:tenant/plugins/:id":           {own: http.StatusOK},
-	"PUT /api/v1/tenants/:tenant/plugins/:id":           {own: http.StatusOK, body: pluginBody},
-	"DELETE /api/v1/tenants/:tenant/plugins/:id":        {own: http.StatusOK},
-	"GET /api/v1/tenants/:tenant/keys":                  {own: http.StatusOK},
-	"POST /api/v1/tenants/:tenant/keys":                 {own: http.StatusCreated, body: func(id string) any { return map[string]any{"id": id} }},
-	"GET /api/v1/tenants/:tenant/keys/:id":              {own: http.StatusOK},
-	"POST /api/v1/tenants/:tenant/keys/:id/rotate":      {own: http.StatusOK},
-	"DELETE /api/v1/tenants/:tenant/keys/:id":           {own: http.StatusNoContent},
+	"POST /api/v1/tenants/:tenant/generations/rollback":       {own: http.StatusConflict},
+	"GET /api/v1/tenants/:tenant/modules":                     {own: http.StatusOK},
+	"POST /api/v1/tenants/:tenant/modules":                    {own: http.StatusCreated, body: moduleBody},
+	"GET /api/v1/tenants/:tenant/modules/:id":                 {own: http.StatusOK},
+	"DELETE /api/v1/tenants/:tenant/modules/:id":              {own: http.StatusNoContent},
+	"GET /api/v1/tenants":                                     {own: http.StatusForbidden},
+	"POST /api/v1/tenants":                                    {own: http.StatusForbidden, body: func(id string) any { return map[string]any{"id": id} }},
+	"GET /api/v1/tenants/:tenant":                             {own: http.StatusOK},
+	"PUT /api/v1/tenants/:tenant":                             {own: http.StatusForbidden, body: func(string) any { return map[string]any{"name": "renamed"} }},
+	"DELETE /api/v1/tenants/:tenant":                          {own: http.StatusForbidden},
+	"GET /api/v1/tenants/:tenant/devices":                     {own: http.StatusOK},
+	"POST /api/v1/tenants/:tenant/devices":                    {own: http.StatusCreated, body: func(id string) any { return map[string]any{"id": id} }},
+	"GET /api/v1/tenants/:tenant/devices/:id":                 {own: http.StatusOK},
+	"PATCH /api/v1/tenants/:tenant/devices/:id":               {own: http.StatusOK, body: func(string) any { return map[string]any{"name": "patched"} }},
+	"DELETE /api/v1/tenants/:tenant/devices/:id":              {own: http.StatusNoContent},
+	"POST /api/v1/tenants/:tenant/devices/:id/token":          {own: http.StatusOK},
+	"POST /api/v1/tenants/:tenant/devices/:id/messages":       {own: http.StatusConflict, body: func(string) any { return map[string]any{"subject": "a.b", "payload": 1} }},
+	"GET /api/v1/tenants/:tenant/sessions":                    {own: http.StatusOK},
+	"GET /api/v1/tenants/:tenant/junctions":                   {own: http.StatusOK},
+	"POST /api/v1/tenants/:tenant/junctions":                  {own: http.StatusCreated, body: junctionBody},
+	"GET /api/v1/tenants/:tenant/junctions/:id":               {own: http.StatusOK},
+	"PUT /api/v1/tenants/:tenant/junctions/:id":               {own: http.StatusOK, body: junctionBody},
+	"DELETE /api/v1/tenants/:tenant/junctions/:id":            {own: http.StatusNoContent},
+	"GET /api/v1/tenants/:tenant/plugins":                     {own: http.StatusOK},
+	"POST /api/v1/tenants/:tenant/plugins":                    {own: http.StatusCreated, body: pluginBody},
+	"GET /api/v1/tenants/:tenant/plugins/:id":                 {own: http.StatusOK},
+	"PUT /api/v1/tenants/:tenant/plugins/:id":                 {own: http.StatusOK, body: pluginBody},
+	"DELETE /api/v1/tenants/:tenant/plugins/:id":              {own: http.StatusOK},
+	"GET /api/v1/tenants/:tenant/keys":                        {own: http.StatusOK},
+	"POST /api/v1/tenants/:tenant/keys":                       {own: http.StatusCreated, body: func(id string) any { return map[string]any{"id": id} }},
+	"GET /api/v1/tenants/:tenant/keys/:id":                    {own: http.StatusOK},
+	"POST /api/v1/tenants/:tenant/keys/:id/rotate":            {own: http.StatusOK},
+	"DELETE /api/v1/tenants/:tenant/keys/:id":                 {own: http.StatusNoContent},
+	"GET /api/v1/firmware/key":                                {own: http.StatusOK},
+	"GET /api/v1/tenants/:tenant/devices/:id/firmware":        {own: http.StatusOK},
+	"GET /api/v1/tenants/:tenant/firmware":                    {own: http.StatusOK},
+	"POST /api/v1/tenants/:tenant/firmware":                   {own: http.StatusCreated, body: releaseBody},
+	"GET /api/v1/tenants/:tenant/firmware/:model/:version":    {own: http.StatusOK},
+	"DELETE /api/v1/tenants/:tenant/firmware/:model/:version": {own: http.StatusNoContent},
+	"GET /api/v1/tenants/:tenant/rollouts":                    {own: http.StatusOK},
+	"POST /api/v1/tenants/:tenant/rollouts":                   {own: http.StatusCreated, body: rolloutBody},
+	"GET /api/v1/tenants/:tenant/rollouts/:id":                {own: http.StatusOK},
+	"PATCH /api/v1/tenants/:tenant/rollouts/:id":              {own: http.StatusOK, body: func(string) any { return map[string]any{"percent": 20} }},
+	"DELETE /api/v1/tenants/:tenant/rollouts/:id":             {own: http.StatusNoContent},
+}
+
+// releaseBody uploads a release of model "matrix" whose version is made
+// from the id's number ("b-m7": 1.0.7), with the id as its image.
+func releaseBody(id string) any {
+	_, n, _ := strings.Cut(id, "-m")
+	return apptest.NewForm([][2]string{{"model", "matrix"}, {"version", "1.0." + n}}, "image", []byte("image of "+id))
+}
+
+// rolloutBody starts a rollout of the release newMatrixRun uploads, to
+// devices labelled with the rollout's id, so that rollouts never overlap.
+func rolloutBody(id string) any {
+	return map[string]any{"id": id, "model": "matrix", "version": "0.1.0", "percent": 10, "selector": map[string]string{"m": id}}
 }
 
 func junctionBody(id string) any {
@@ -179,6 +203,10 @@ func newMatrixRun(t *testing.T, r *apptest.Relay, operatorKey string) *matrixRun
 	for _, tenant := range []string{tenantA, tenantB} {
 		m.must(t, http.StatusCreated, "POST", "/api/v1/tenants/"+tenant+"/modules", apptest.WASM(code))
 	}
+	for _, tenant := range []string{tenantA, tenantB} {
+		m.must(t, http.StatusCreated, "POST", "/api/v1/tenants/"+tenant+"/firmware",
+			apptest.NewForm([][2]string{{"model", "matrix"}, {"version", "0.1.0"}}, "image", []byte("rolled out in "+tenant)))
+	}
 	m.keyA = m.must(t, http.StatusCreated, "POST", "/api/v1/tenants/"+tenantA+"/keys", map[string]any{"id": "a-key"})["key"].(string)
 	m.must(t, http.StatusCreated, "POST", "/api/v1/tenants/"+tenantB+"/keys", map[string]any{"id": "b-key"})
 	return m
@@ -210,7 +238,7 @@ type target struct {
 // fill makes a route's path and body for tenant, with id as the record of
 // the path, or the new record's id for a create.
 func fill(template, tenant, id string, call routeCall) target {
-	tg := target{tenant: tenant, path: strings.NewReplacer(":tenant", tenant, ":id", id).Replace(template)}
+	tg := target{tenant: tenant, path: strings.NewReplacer(":tenant", tenant, ":id", id, ":model/:version", id).Replace(template)}
 	if call.body != nil {
 		tg.body = call.body(id)
 	}
@@ -237,13 +265,18 @@ func (m *matrixRun) fixture(t *testing.T, path, prefix string) string {
 	id := fmt.Sprintf("%s-m%d", prefix, m.n)
 	collection, _, ok := strings.Cut(path, "/:id")
 	if !ok {
-		return id
+		if collection, _, ok = strings.Cut(path, "/:model"); !ok {
+			return id
+		}
 	}
 	tenant := map[string]string{"a": tenantA, "b": tenantB}[prefix]
 	create := matrix["POST "+collection]
 	made := m.must(t, http.StatusCreated, "POST", strings.ReplaceAll(collection, ":tenant", tenant), create.body(id))
-	if sum, ok := made["sha256"].(string); ok {
-		return sum // a module's id is its sha256
+	switch {
+	case made["manifest"] != nil:
+		return made["model"].(string) + "/" + made["version"].(string) // a release is its model and version
+	case made["sha256"] != nil:
+		return made["sha256"].(string) // a module's id is its sha256
 	}
 	return id
 }
@@ -252,7 +285,7 @@ func (m *matrixRun) fixture(t *testing.T, path, prefix string) string {
 func (m *matrixRun) state(t *testing.T, tenant string) string {
 	t.Helper()
 	var out []any
-	for _, path := range []string{"", "/devices", "/junctions", "/plugins", "/keys", "/sessions", "/modules", "/generations"} {
+	for _, path := range []string{"", "/devices", "/junctions", "/plugins", "/keys", "/sessions", "/modules", "/generations", "/firmware", "/rollouts"} {
 		out = append(out, m.must(t, http.StatusOK, "GET", "/api/v1/tenants/"+tenant+path, nil))
 	}
 	return fmt.Sprint(out...)
@@ -296,7 +329,7 @@ func (m *matrixRun) checkOwn(t *testing.T, method, path string, call routeCall) 
 	if got.Status != call.own {
 		t.Fatalf("A's key in A: %+v %v, want status %d", got, body, call.own)
 	}
-	if method != http.MethodGet || strings.Contains(path, ":id") || !strings.HasPrefix(path, "/api/v1/tenants/:tenant/") {
+	if method != http.MethodGet || strings.Contains(path, ":id") || strings.Contains(path, ":model") || !strings.HasPrefix(path, "/api/v1/tenants/:tenant/") {
 		return
 	}
 	if op := m.must(t, http.StatusOK, "GET", tg.path, nil); !reflect.DeepEqual(body, op) {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"log/slog"
 	"net/http"
 	"os"
@@ -167,6 +168,29 @@ func (r *Relay) Do(method, path string, body any) (int, map[string]any) {
 // WASM is a request body DoAs sends as application/wasm (a module upload).
 type WASM []byte
 
+// Form is a request body DoAs sends as multipart/form-data (a firmware
+// upload): the encoded parts and the content type with their boundary.
+type Form struct {
+	ContentType string
+	Body        []byte
+}
+
+// NewForm encodes text fields, in order, then a file part named file (none
+// when data is nil).
+func NewForm(fields [][2]string, file string, data []byte) Form {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, f := range fields {
+		_ = mw.WriteField(f[0], f[1])
+	}
+	if data != nil {
+		w, _ := mw.CreateFormFile(file, file+".bin")
+		_, _ = w.Write(data)
+	}
+	_ = mw.Close()
+	return Form{ContentType: mw.FormDataContentType(), Body: body.Bytes()}
+}
+
 // DoAs is Do with another key ("" sends no Authorization header).
 func (r *Relay) DoAs(key, method, path string, body any) (int, map[string]any) {
 	r.T.Helper()
@@ -178,6 +202,8 @@ func (r *Relay) DoAs(key, method, path string, body any) (int, map[string]any) {
 		rd = bytes.NewBufferString(b)
 	case WASM:
 		rd, contentType = bytes.NewReader(b), "application/wasm"
+	case Form:
+		rd, contentType = bytes.NewReader(b.Body), b.ContentType
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
