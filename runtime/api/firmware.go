@@ -118,7 +118,11 @@ func (s *Server) uploadRelease(c echo.Context) error {
 				return fieldError("image", "the parts model and version must come before the image")
 			}
 			rel, created, err := s.Firmware.Upload(req.Context(), c.Param("tenant"), u, &lastPart{Part: part, mr: mr})
-			if err != nil {
+			var bad *bodyError
+			switch {
+			case errors.As(err, &bad):
+				return newError(http.StatusBadRequest, "invalid_body", "%v", bad.err)
+			case err != nil:
 				return firmwareError(c, "release", u.Model+" "+u.Version, err)
 			}
 			status := http.StatusCreated
@@ -145,23 +149,31 @@ func (s *Server) uploadRelease(c echo.Context) error {
 
 // lastPart reads the image part, and fails at its end if another part
 // follows: the image must be last, and an upload that breaks the rule must
-// leave nothing behind.
+// leave nothing behind. Its errors are the request body's: a *bodyError.
 type lastPart struct {
 	*multipart.Part
 	mr *multipart.Reader
 }
 
+// bodyError is a request body that could not be read as a whole upload.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return e.err.Error() }
+
 func (p *lastPart) Read(b []byte) (int, error) {
 	n, err := p.Part.Read(b)
-	if errors.Is(err, io.EOF) {
+	switch {
+	case errors.Is(err, io.EOF):
 		next, nerr := p.mr.NextPart()
 		switch {
 		case errors.Is(nerr, io.EOF):
 		case nerr != nil:
-			return n, fmt.Errorf("malformed multipart body after the image: %w", nerr)
+			return n, &bodyError{fmt.Errorf("malformed multipart body after the image: %w", nerr)}
 		default:
-			return n, fmt.Errorf("part %q follows the image; the image must be the last part", next.FormName())
+			return n, &bodyError{fmt.Errorf("part %q follows the image; the image must be the last part", next.FormName())}
 		}
+	case err != nil:
+		return n, &bodyError{fmt.Errorf("read the image: %w", err)}
 	}
 	return n, err
 }
