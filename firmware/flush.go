@@ -101,9 +101,12 @@ func (s *Service) writeOne(ctx context.Context, w write) error {
 	sc := s.o.Store.Tenant(w.tenant)
 	switch {
 	case w.rollout != nil:
-		_, err := sc.Rollouts().Update(ctx, *w.rollout)
+		stored, err := sc.Rollouts().Update(ctx, *w.rollout)
 		if errors.Is(err, graph.ErrNotFound) && !errors.Is(err, graph.ErrTenantNotFound) {
 			return nil // deleted since: nothing to keep
+		}
+		if err == nil {
+			s.stamp(w.tenant, stored)
 		}
 		return err
 	case w.history != nil:
@@ -123,11 +126,23 @@ func (s *Service) writeOne(ctx context.Context, w write) error {
 
 // writeRollout writes an operator's change of a rollout through, in the
 // order of every other write.
-func (s *Service) writeRollout(ctx context.Context, tenant string, r graph.Rollout) error {
+func (s *Service) writeRollout(ctx context.Context, tenant string, r graph.Rollout) (graph.Rollout, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	if _, err := s.o.Store.Tenant(tenant).Rollouts().Update(ctx, r); err != nil {
-		return fmt.Errorf("firmware: rollout %q: %w", r.ID, err)
+	stored, err := s.o.Store.Tenant(tenant).Rollouts().Update(ctx, r)
+	if err != nil {
+		return stored, fmt.Errorf("firmware: rollout %q: %w", r.ID, err)
 	}
-	return nil
+	return stored, nil
+}
+
+// stamp keeps the store's update time of a rollout written.
+func (s *Service) stamp(tenant string, stored graph.Rollout) {
+	if t := s.tenantOf(tenant); t != nil {
+		t.mu.Lock()
+		if r := t.rollouts[stored.ID]; r != nil && stored.UpdatedAt.After(r.UpdatedAt) {
+			r.UpdatedAt = stored.UpdatedAt
+		}
+		t.mu.Unlock()
+	}
 }

@@ -118,9 +118,11 @@ func (s *Service) ChangeRollout(ctx context.Context, tenantID, id string, c Roll
 	if err != nil {
 		return graph.Rollout{}, err
 	}
-	if err := s.writeRollout(ctx, tenantID, next); err != nil {
+	stored, err := s.writeRollout(ctx, tenantID, next)
+	if err != nil {
 		return graph.Rollout{}, err
 	}
+	next.UpdatedAt = stored.UpdatedAt
 	t.mu.Lock()
 	if cur := t.rollouts[id]; cur != nil {
 		// Counts that moved since the snapshot are kept; the change is

@@ -97,51 +97,60 @@ func (s *Server) uploadRelease(c echo.Context) error {
 		return newError(http.StatusUnsupportedMediaType, "unsupported_media_type",
 			"send the release as multipart/form-data: parts model, version, optional min_version, notes and sha256, then image (e.g. curl -F model=esp32 -F version=1.5.0 -F image=@fw.bin)")
 	}
-	mr := multipart.NewReader(req.Body, params["boundary"])
+	u, image, err := readUpload(multipart.NewReader(req.Body, params["boundary"]))
+	if err != nil {
+		return err
+	}
+	rel, created, err := s.Firmware.Upload(req.Context(), c.Param("tenant"), u, image)
+	var bad *bodyError
+	switch {
+	case errors.As(err, &bad):
+		return newError(http.StatusBadRequest, "invalid_body", "%v", bad.err)
+	case err != nil:
+		return firmwareError(c, "release", u.Model+" "+u.Version, err)
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	return c.JSON(status, rel)
+}
+
+// readUpload reads an upload's text parts up to its image part, and
+// returns them with a reader of the image (fuzzed: FuzzReadUpload).
+func readUpload(mr *multipart.Reader) (firmware.Upload, io.Reader, error) {
 	var u firmware.Upload
 	fields := map[string]*string{"model": &u.Model, "version": &u.Version, "min_version": &u.MinVersion, "notes": &u.Notes, "sha256": &u.SHA256}
 	seen := map[string]bool{}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return fieldError("image", "the image part is missing: send the image's bytes as the last part, named image")
+			return u, nil, fieldError("image", "the image part is missing: send the image's bytes as the last part, named image")
 		}
 		if err != nil {
-			return newError(http.StatusBadRequest, "invalid_body", "malformed multipart body: %v", err)
+			return u, nil, newError(http.StatusBadRequest, "invalid_body", "malformed multipart body: %v", err)
 		}
 		name := part.FormName()
 		switch {
 		case seen[name]:
-			return fieldError(name, "the part %q appears twice", name)
+			return u, nil, fieldError(name, "the part %q appears twice", name)
 		case name == "image":
 			if u.Model == "" || u.Version == "" {
-				return fieldError("image", "the parts model and version must come before the image")
+				return u, nil, fieldError("image", "the parts model and version must come before the image")
 			}
-			rel, created, err := s.Firmware.Upload(req.Context(), c.Param("tenant"), u, &lastPart{Part: part, mr: mr})
-			var bad *bodyError
-			switch {
-			case errors.As(err, &bad):
-				return newError(http.StatusBadRequest, "invalid_body", "%v", bad.err)
-			case err != nil:
-				return firmwareError(c, "release", u.Model+" "+u.Version, err)
-			}
-			status := http.StatusCreated
-			if !created {
-				status = http.StatusOK
-			}
-			return c.JSON(status, rel)
+			return u, &lastPart{Part: part, mr: mr}, nil
 		case fields[name] == nil:
 			e := newError(http.StatusBadRequest, "unknown_field", "unknown part %q: the parts are model, version, min_version, notes, sha256 and image", name)
 			e.Field = name
-			return e
+			return u, nil, e
 		}
 		seen[name] = true
 		text, err := io.ReadAll(io.LimitReader(part, maxUploadField+1))
 		if err != nil {
-			return newError(http.StatusBadRequest, "invalid_body", "read part %q: %v", name, err)
+			return u, nil, newError(http.StatusBadRequest, "invalid_body", "read part %q: %v", name, err)
 		}
 		if len(text) > maxUploadField {
-			return fieldError(name, "is longer than %d bytes", maxUploadField)
+			return u, nil, fieldError(name, "is longer than %d bytes", maxUploadField)
 		}
 		*fields[name] = string(text)
 	}

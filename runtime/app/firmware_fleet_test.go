@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/firmware/device"
+	"github.com/switchyard/switchyard/graph/dgraph/dgraphtest"
 	"github.com/switchyard/switchyard/graph/embedded"
 	"github.com/switchyard/switchyard/runtime/apptest"
 )
@@ -516,4 +517,81 @@ func fetchCount(t *testing.T, r *apptest.Relay) int {
 		}
 	}
 	return total
+}
+
+// TestFirmwareOnDgraph: the same service on the Dgraph store. A stage of a
+// rollout runs across devices; after a restart on the same Dgraph
+// installation and data folder, the rollout's counts, the devices' results
+// and histories are what they were, and an updated device is not offered
+// the release again.
+func TestFirmwareOnDgraph(t *testing.T) {
+	onDgraph := apptest.OnDgraph(dgraphtest.Shared(t))
+	dir := t.TempDir()
+	r := apptest.Start(t, dir, onDgraph)
+	if st, b := upload(t, r, apptest.OperatorKey, "default", [][2]string{{"model", "test"}, {"version", "2.0.0"}}, randomImage(t, 64<<10)); st != http.StatusCreated {
+		t.Fatalf("upload: %d %v", st, b)
+	}
+	key := relayKey(t, r)
+	if st, b := r.Do("POST", "/api/v1/tenants/default/rollouts", map[string]any{"id": "dg", "model": "test", "version": "2.0.0", "percent": 50}); st != http.StatusCreated {
+		t.Fatalf("create rollout: %d %v", st, b)
+	}
+	var want []string
+	sims := map[string]*sim{}
+	for i := range 20 {
+		id := fmt.Sprintf("dg-%02d", i)
+		sims[id] = runSim(t, r, key, id, "1.0.0", nil)
+		if bucketOf("dg", id) < 5000 {
+			want = append(want, id)
+		}
+	}
+	eventually(t, 30*time.Second, "the stage's devices installed", func() bool {
+		_, inst, _ := stage(rolloutOf(t, r, "dg"), 0)
+		return inst == len(want)
+	})
+	for _, s := range sims {
+		s.stop()
+	}
+	before := rolloutOf(t, r, "dg")
+	_, histBefore := r.Do("GET", "/api/v1/tenants/default/devices/"+want[0]+"/firmware", nil)
+	r.Stop()
+
+	r = apptest.Start(t, dir, onDgraph)
+	after := rolloutOf(t, r, "dg")
+	if fmt.Sprint(after["stages"]) != fmt.Sprint(before["stages"]) || after["state"] != "active" {
+		t.Errorf("after a restart: %v, was %v", after["stages"], before["stages"])
+	}
+	_, histAfter := r.Do("GET", "/api/v1/tenants/default/devices/"+want[0]+"/firmware", nil)
+	if fmt.Sprint(histAfter["events"]) != fmt.Sprint(histBefore["events"]) {
+		t.Errorf("history after a restart: %v, was %v", histAfter["events"], histBefore["events"])
+	}
+	// A device that already has its result is not offered again, even if
+	// it comes back on its old version.
+	tok := rotate(t, r, want[0])
+	again := &sim{id: want[0], done: make(chan error, 1)}
+	d, err := device.New(device.Config{URL: r.WS, Token: tok, Model: "test", Firmware: "1.0.0",
+		TrustedKeys: []ed25519.PublicKey{key}, Slot: filepath.Join(t.TempDir(), "slot"), OnEvent: again.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { again.done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-again.done })
+	eventually(t, 10*time.Second, "the device connected", func() bool {
+		_, b := r.Do("GET", "/api/v1/tenants/default/sessions", nil)
+		return len(b["sessions"].([]any)) == 1
+	})
+	time.Sleep(200 * time.Millisecond)
+	if again.offers() != 0 {
+		t.Error("a device with a result was offered the release again after a restart")
+	}
+}
+
+// rotate gives a device a new token and returns it.
+func rotate(t *testing.T, r *apptest.Relay, dev string) string {
+	t.Helper()
+	st, b := r.Do("POST", "/api/v1/tenants/default/devices/"+dev+"/token", nil)
+	if st != http.StatusOK {
+		t.Fatalf("rotate token: %d %v", st, b)
+	}
+	return b["token"].(string)
 }

@@ -408,4 +408,14 @@ func TestFirmwareDownloads(t *testing.T) {
 	if busy := metric(t, r, `switchyard_gateway_downloads_total{result="busy"}`); busy != 1 {
 		t.Errorf("busy downloads counted %v", busy)
 	}
+	// A deleted tenant's images go with it.
+	if files := imageFiles(t, r, "other"); len(files) != 1 {
+		t.Fatalf("the other tenant's images: %v", files)
+	}
+	if st, b := r.Do("DELETE", "/api/v1/tenants/other", nil); st != http.StatusNoContent {
+		t.Fatalf("delete tenant: %d %v", st, b)
+	}
+	if files := imageFiles(t, r, "other"); len(files) != 0 {
+		t.Errorf("a deleted tenant's images stayed: %v", files)
+	}
 }

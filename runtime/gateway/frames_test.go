@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -53,6 +54,19 @@ func TestDecodeFrame(t *testing.T) {
 		{name: "data no payload", in: `{"type":"data","stream":"s"}`, wantCode: ErrCodeInvalidFrame},
 		{name: "ack empty id", in: `{"type":"ack","id":""}`, wantCode: ErrCodeInvalidFrame},
 		{name: "heartbeat seq string", in: `{"type":"heartbeat","seq":"1"}`, wantCode: ErrCodeInvalidFrame},
+
+		{name: "firmware_status", in: `{"type":"firmware_status","version":"1.5.0","status":"downloading","progress":4096}`,
+			want: inFrame{Type: "firmware_status", Version: "1.5.0", Status: "downloading", Progress: 4096}},
+		{name: "firmware_status failed", in: `{"type":"firmware_status","version":"1.5.0","status":"failed","reason":"sha256 mismatch","progress":null}`,
+			want: inFrame{Type: "firmware_status", Version: "1.5.0", Status: "failed", Reason: "sha256 mismatch"}},
+		{name: "firmware_status no version", in: `{"type":"firmware_status","status":"verified"}`, wantCode: ErrCodeInvalidFrame},
+		{name: "firmware_status unknown status", in: `{"type":"firmware_status","version":"1.5.0","status":"offered"}`, wantCode: ErrCodeInvalidFrame},
+		{name: "firmware_status status number", in: `{"type":"firmware_status","version":"1.5.0","status":3}`, wantCode: ErrCodeInvalidFrame},
+		{name: "firmware_status negative progress", in: `{"type":"firmware_status","version":"1.5.0","status":"downloading","progress":-1}`, wantCode: ErrCodeInvalidFrame},
+		{name: "firmware_status fractional progress", in: `{"type":"firmware_status","version":"1.5.0","status":"downloading","progress":1.5}`, wantCode: ErrCodeInvalidFrame},
+		{name: "firmware_status failed without reason", in: `{"type":"firmware_status","version":"1.5.0","status":"failed"}`, wantCode: ErrCodeInvalidFrame},
+		{name: "firmware_status long reason", in: `{"type":"firmware_status","version":"1.5.0","status":"failed","reason":"` + strings.Repeat("r", 257) + `"}`, wantCode: ErrCodeInvalidFrame},
+		{name: "firmware_status long version", in: `{"type":"firmware_status","version":"` + strings.Repeat("1", 65) + `","status":"verified"}`, wantCode: ErrCodeInvalidFrame},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,6 +178,8 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"type":"ack","id":"m-1"}`,
 		`{"type":"error","code":"display_failed","message":"panel","ref":"m-1"}`,
 		`{"type":"data","stream":"Bad Stream","payload":1}`,
+		`{"type":"firmware_status","version":"1.5.0","status":"downloading","progress":524288}`,
+		`{"type":"firmware_status","version":"1.5.0","status":"failed","reason":"sha256 mismatch"}`,
 		`{"type":5}`,
 		`[]`,
 		`{`,
@@ -222,6 +238,11 @@ func FuzzDecodeFrame(f *testing.F) {
 		case "error":
 			if len(got.Code) > maxTextField || len(got.Message) > maxErrorMessage || len(got.Ref) > maxTextField {
 				t.Fatalf("error beyond limits: %+v", got)
+			}
+		case "firmware_status":
+			if checkText(got.Version) != nil || !slices.Contains(firmwareStatuses, got.Status) || got.Progress < 0 ||
+				len(got.Reason) > maxErrorMessage || got.Status == "failed" && got.Reason == "" {
+				t.Fatalf("firmware_status beyond limits: %+v", got)
 			}
 		default:
 			t.Fatalf("accepted unknown type %q", got.Type)
