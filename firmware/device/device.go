@@ -37,7 +37,7 @@ type Config struct {
 	// Capabilities are said in hello; "ota" is added when Slot is set.
 	Capabilities []string
 	// TrustedKeys are the Ed25519 keys a manifest may be signed with; the
-	// offer names one by KeyID.
+	// offer names one by manifest.KeyID.
 	TrustedKeys []ed25519.PublicKey
 	// Slot is the file an image is downloaded into; a partial download is
 	// resumed from it (Slot+".meta" records which image the bytes belong
@@ -230,7 +230,7 @@ func New(c Config) (*Device, error) {
 			return nil, fmt.Errorf("device: %s %q must be 1-64 bytes without control characters", name, s)
 		}
 	}
-	caps := slices.Clone(c.Capabilities)
+	caps := append([]string{}, c.Capabilities...) // [] rather than null in hello
 	if c.Slot != "" && !slices.Contains(caps, "ota") {
 		caps = append(caps, "ota")
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -433,6 +434,39 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s in 5 s", what)
 		}
+	}
+}
+
+// Run's context ending while the relay has not said welcome yet ends Run
+// at once.
+func TestCancelBeforeWelcome(t *testing.T) {
+	upgraded := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		c, err := upgrader.Upgrade(w, req, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		upgraded <- struct{}{}
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	d, err := New(Config{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, d)
+	<-upgraded
+	began := time.Now()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Fatalf("Run took %v to return", took)
 	}
 }
 

@@ -7,8 +7,10 @@
 //
 // It has two uses. Device authors read it (with README.md) as the
 // executable form of the protocol: VerifyOffer makes every check of §8.3
-// in the spec's order and VerifyImage the check after the download, both
-// pure functions that can be ported as they are. The relay's integration
+// in the spec's order (with the rules of package firmware/manifest, which
+// the relay shares: manifest.Verify, then Manifest.Admits) and VerifyImage
+// the check after the download, pure functions that can be ported as they
+// are. The relay's integration
 // tests and load tool run it as a simulator, hundreds of Devices in one
 // process: a connected device costs two goroutines (the reader, which is
 // the goroutine that called Run, and a heartbeat/close goroutine), a 2 KiB
@@ -36,8 +38,12 @@
 //	func (d *Device) Send(stream string, payload any, id string) error
 //	func VerifyOffer(o Offer, trusted []ed25519.PublicKey, model, running string, maxSize int64) (Manifest, error)
 //	func VerifyImage(m Manifest, path string) error
-//	func KeyID(pub ed25519.PublicKey) string
-//	func CompareVersions(a, b string) (int, error)
+//	type Manifest = manifest.Manifest
+//	type Offer struct { manifest.Offer; URL string }
+//
+// Key ids (manifest.KeyID), the manifest format (manifest.Format) and
+// SemVer (manifest.ParseVersion, ParseDeviceVersion, Version.Compare) are
+// package firmware/manifest's.
 //
 // # Sessions
 //

@@ -100,12 +100,17 @@ func (d *Device) session(ctx context.Context) ending {
 	defer s.cancel()
 	conn.SetReadLimit(64 << 10)
 
+	// Until the control goroutine takes over, the end of Run's context
+	// drops the connection so that no read outlives it.
+	unwatch := context.AfterFunc(ctx, func() { conn.Close() })
 	fw := d.Firmware()
 	if err := s.write(helloFrame{Type: "hello", Protocol: 1, Model: d.cfg.Model, Firmware: fw, Capabilities: d.caps}); err != nil {
+		unwatch()
 		conn.Close()
-		return d.ended(ending{code: websocket.CloseAbnormalClosure, reason: "hello: " + err.Error()})
+		return d.ended(ctx, ending{code: websocket.CloseAbnormalClosure, reason: "hello: " + err.Error()})
 	}
 	w, err := s.readWelcome()
+	unwatch()
 	if err != nil {
 		e := ending{code: websocket.CloseAbnormalClosure, reason: err.Error()}
 		var ce *websocket.CloseError
@@ -116,7 +121,7 @@ func (d *Device) session(ctx context.Context) ending {
 				websocket.FormatCloseMessage(websocket.CloseProtocolError, "expected welcome"), time.Now().Add(time.Second))
 		}
 		conn.Close()
-		return d.ended(e)
+		return d.ended(ctx, e)
 	}
 	interval := time.Duration(w.HeartbeatIntervalMS) * time.Millisecond
 	if interval <= 0 {
@@ -168,18 +173,16 @@ func (d *Device) session(ctx context.Context) ending {
 	if errors.As(rerr, &ce) {
 		e.code, e.reason = ce.Code, ce.Text
 	}
-	switch e.code {
-	case 4003, 4004:
-		if ctx.Err() == nil {
-			e.fatal = &CloseError{Code: e.code, Reason: e.reason}
-		}
-	}
 	s.log.Debug("device: session ended", "code", e.code, "reason", e.reason)
-	return d.ended(e)
+	return d.ended(ctx, e)
 }
 
-// ended reports the end of a connection and passes it on.
-func (d *Device) ended(e ending) ending {
+// ended reports the end of a connection and passes it on; 4003 and 4004
+// stop Run (§4: not reconnecting with this token, or at all).
+func (d *Device) ended(ctx context.Context, e ending) ending {
+	if (e.code == 4003 || e.code == 4004) && ctx.Err() == nil {
+		e.fatal = &CloseError{Code: e.code, Reason: e.reason}
+	}
 	d.emit(Event{Kind: EventClosed, CloseCode: e.code, Reason: e.reason})
 	return e
 }
@@ -383,14 +386,14 @@ func (s *session) offer(b []byte) {
 // claimedVersion is the version an unverified manifest claims, to name the
 // offer in a failed report; "" when it has none.
 func claimedVersion(manifest string) string {
-	var m struct {
-		Version any `json:"version"`
-	}
+	// A map, not a struct: keys match exactly (PROTOCOL.md §2), where
+	// encoding/json would match a struct field whatever its case.
+	var m map[string]json.RawMessage
 	if json.Unmarshal([]byte(manifest), &m) != nil {
 		return ""
 	}
-	v, _ := m.Version.(string)
-	if !validHelloString(v) {
+	var v string
+	if json.Unmarshal(m["version"], &v) != nil || !validHelloString(v) {
 		return ""
 	}
 	return v

@@ -5,7 +5,8 @@
 // need to agree on.
 //
 // The relay (package firmware) signs with Sign; the reference device
-// (firmware/device) checks with Verify and Manifest.Admits. The package
-// holds no key and keeps no state; it never re-encodes a manifest it
-// verifies.
+// (firmware/device) checks with Verify and Manifest.Admits. These are the
+// only implementation of the rules: both sides call them rather than
+// keeping their own. The package holds no key and keeps no state; it never
+// re-encodes a manifest it verifies.
 package manifest

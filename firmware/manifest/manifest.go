@@ -73,75 +73,168 @@ func Sign(m Manifest, key ed25519.PrivateKey) (Offer, error) {
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// Verify checks an offer against the trusted keys, in the order of
-// PROTOCOL.md §8.3: a trusted key id, the signature over the manifest's exact
-// bytes, then the manifest itself (format, the same key id, a version, a
-// positive size, a sum). It does not compare the manifest with the device:
-// see Admits.
+// Verify makes the checks of PROTOCOL.md §8.3 that need no knowledge of the
+// device (steps 1 and 2), in the spec's order, and returns the manifest
+// when all pass:
+//
+//  1. the offer's key_id names one of trusted (keys that are not 32 bytes
+//     are skipped) and its signature, 88 characters of canonical standard
+//     base64, verifies over the manifest's exact bytes; nothing is parsed
+//     before that;
+//  2. the manifest parses as a JSON object by the rules of §2 (keys are
+//     case-sensitive, a repeated key's last value counts, null is absent,
+//     unknown members are ignored), its format is Format, every required
+//     member is present with its JSON type (size an integer, the others
+//     strings), its key_id equals the offer's, size is positive, sha256 is
+//     64 lower-case hex digits, issued_at is an RFC 3339 time, and version
+//     and min_version (when present) are strict semantic versions.
+//
+// The error names the first check that failed, e.g. "signature does not
+// verify"; it quotes at most a few dozen characters of what it received,
+// so that it can be a firmware_status reason (§8.5). Verify does not
+// compare the manifest with the device: see Admits.
 func Verify(o Offer, trusted []ed25519.PublicKey) (Manifest, error) {
-	var m Manifest
-	i := slices.IndexFunc(trusted, func(k ed25519.PublicKey) bool { return KeyID(k) == o.KeyID })
+	i := slices.IndexFunc(trusted, func(k ed25519.PublicKey) bool {
+		return len(k) == ed25519.PublicKeySize && KeyID(k) == o.KeyID
+	})
 	if i < 0 {
-		return m, fmt.Errorf("key %q is not a trusted key", o.KeyID)
+		return Manifest{}, fmt.Errorf("key_id %.32q names no trusted key", o.KeyID)
 	}
-	sig, err := base64.StdEncoding.DecodeString(o.Signature)
+	if n := base64.StdEncoding.EncodedLen(ed25519.SignatureSize); len(o.Signature) != n {
+		return Manifest{}, fmt.Errorf("signature is not %d characters of base64", n)
+	}
+	// Strict: one signature has one encoding (no stray bits in the padding).
+	sig, err := base64.StdEncoding.Strict().DecodeString(o.Signature)
 	if err != nil || len(sig) != ed25519.SignatureSize {
-		return m, errors.New("signature is not 64 bytes of base64")
+		return Manifest{}, errors.New("signature is not valid base64")
 	}
 	if !ed25519.Verify(trusted[i], []byte(o.Manifest), sig) {
-		return m, errors.New("signature does not verify")
+		return Manifest{}, errors.New("signature does not verify")
 	}
-	if err := json.Unmarshal([]byte(o.Manifest), &m); err != nil {
-		return m, fmt.Errorf("manifest: %w", err)
+	return parse(o.Manifest, o.KeyID)
+}
+
+// parse decodes a manifest whose signature verified and checks its members
+// (step 2 of Verify).
+func parse(text, keyID string) (Manifest, error) {
+	// A map keeps the keys as written (case-sensitive), the last value of
+	// a repeated key, and null as null; each member is then decoded alone.
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(text), &members); err != nil {
+		if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+			return Manifest{}, errors.New("manifest does not parse: not a JSON object")
+		}
+		return Manifest{}, fmt.Errorf("manifest does not parse: %v", err)
+	}
+	if members == nil { // the text is null
+		return Manifest{}, errors.New("manifest does not parse: not a JSON object")
+	}
+	var m Manifest
+	// The format first: a manifest of another format is refused as such,
+	// whatever members it has.
+	if ok, err := member(members, "format", &m.Format); err != nil {
+		return Manifest{}, err
+	} else if !ok {
+		return Manifest{}, errors.New("manifest has no format")
+	}
+	if m.Format != Format {
+		return Manifest{}, fmt.Errorf("manifest format %.64q is not %s", m.Format, Format)
+	}
+	var issuedAt string
+	for _, f := range []struct {
+		name string
+		v    any
+	}{
+		{"tenant", &m.Tenant}, {"model", &m.Model}, {"version", &m.Version}, {"size", &m.Size},
+		{"sha256", &m.SHA256}, {"issued_at", &issuedAt}, {"key_id", &m.KeyID},
+	} {
+		if ok, err := member(members, f.name, f.v); err != nil {
+			return Manifest{}, err
+		} else if !ok {
+			return Manifest{}, fmt.Errorf("manifest has no %s", f.name)
+		}
+	}
+	hasMinVersion, err := member(members, "min_version", &m.MinVersion)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if _, err := member(members, "notes", &m.Notes); err != nil {
+		return Manifest{}, err
 	}
 	switch {
-	case m.Format != Format:
-		return m, fmt.Errorf("manifest format %q is not %q", m.Format, Format)
-	case m.KeyID != o.KeyID:
-		return m, fmt.Errorf("manifest names key %q, the offer %q", m.KeyID, o.KeyID)
+	case m.KeyID != keyID:
+		return Manifest{}, fmt.Errorf("manifest key_id %.32q is not the offer's %q", m.KeyID, keyID)
 	case m.Size <= 0:
-		return m, fmt.Errorf("manifest size %d is not positive", m.Size)
+		return Manifest{}, fmt.Errorf("manifest size %d is not positive", m.Size)
 	case !sha256Hex.MatchString(m.SHA256):
-		return m, fmt.Errorf("manifest sha256 %q is not 64 lower-case hex digits", m.SHA256)
+		return Manifest{}, fmt.Errorf("manifest sha256 %.80q is not 64 lower-case hex digits", m.SHA256)
 	}
+	// Strictly RFC 3339, as encoding/json reads a time.Time.
+	if err := m.IssuedAt.UnmarshalText([]byte(issuedAt)); err != nil {
+		return Manifest{}, fmt.Errorf("manifest issued_at %.64q is not an RFC 3339 time", issuedAt)
+	}
+	// ParseVersion's errors begin with "version": the prefixes say which.
 	if _, err := ParseVersion(m.Version); err != nil {
-		return m, fmt.Errorf("manifest: %w", err)
+		return Manifest{}, fmt.Errorf("manifest %w", err)
 	}
-	if m.MinVersion != "" {
+	if hasMinVersion { // present but empty is not a version either
 		if _, err := ParseVersion(m.MinVersion); err != nil {
-			return m, fmt.Errorf("manifest: min_version: %w", err)
+			return Manifest{}, fmt.Errorf("manifest min_%w", err)
 		}
 	}
 	return m, nil
 }
 
-// Admits reports why a device of model running version running must not
-// install m (nil: it may): another model, a version that is not newer, a
-// running version below m's minimum, or an image larger than maxSize.
+// member decodes the member name of a manifest into v, a *string or an
+// *int64, and reports whether it was given: absent and null are the same
+// (§2), and leave v as it is.
+func member(members map[string]json.RawMessage, name string, v any) (bool, error) {
+	raw, ok := members[name]
+	if !ok || string(raw) == "null" {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		if _, ok := v.(*int64); ok {
+			return true, fmt.Errorf("manifest does not parse: %s is not a 64-bit integer", name)
+		}
+		return true, fmt.Errorf("manifest does not parse: %s is not a string", name)
+	}
+	return true, nil
+}
+
+// Admits makes the checks of PROTOCOL.md §8.3 that compare a verified
+// manifest with the device (steps 3 to 5), in the spec's order, and says
+// why a device of model running version running must not install m (nil:
+// it may): another model; a version that is not newer by SemVer precedence
+// (the running version may have a leading "v", see ParseDeviceVersion); a
+// running version below m's min_version; an image larger than maxSize (0:
+// no limit).
 func (m Manifest) Admits(model, running string, maxSize int64) error {
 	if m.Model != model {
-		return fmt.Errorf("model %q is not this device's %q", m.Model, model)
-	}
-	cur, err := ParseDeviceVersion(running)
-	if err != nil {
-		return fmt.Errorf("running version: %w", err)
+		return fmt.Errorf("model %.64q is not this device's %q", m.Model, model)
 	}
 	next, err := ParseVersion(m.Version)
 	if err != nil {
-		return err
+		return fmt.Errorf("manifest %w", err)
+	}
+	cur, err := ParseDeviceVersion(running)
+	if err != nil {
+		return fmt.Errorf("running %w", err)
 	}
 	if next.Compare(cur) <= 0 {
-		return fmt.Errorf("version %s is not newer than the running %s", m.Version, running)
+		return fmt.Errorf("version %s is not newer than %s", m.Version, running)
 	}
 	if m.MinVersion != "" {
-		if minimum, err := ParseVersion(m.MinVersion); err != nil {
-			return err
-		} else if cur.Compare(minimum) < 0 {
-			return fmt.Errorf("running version %s is below the minimum %s", running, m.MinVersion)
+		minimum, err := ParseVersion(m.MinVersion)
+		if err != nil {
+			return fmt.Errorf("manifest min_%w", err)
+		}
+		if cur.Compare(minimum) < 0 {
+			return fmt.Errorf("running version %s is below min_version %s", running, m.MinVersion)
 		}
 	}
 	if maxSize > 0 && m.Size > maxSize {
-		return fmt.Errorf("image of %d bytes does not fit the %d-byte slot", m.Size, maxSize)
+		return fmt.Errorf("size %d exceeds the update slot's %d bytes", m.Size, maxSize)
 	}
 	return nil
 }

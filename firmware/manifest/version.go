@@ -17,7 +17,11 @@ type Version struct {
 }
 
 // ParseVersion parses a semantic version strictly: MAJOR.MINOR.PATCH with
-// optional -pre-release and +build parts, no leading zeros in numbers.
+// optional -pre-release and +build parts, no leading zeros in numbers, no
+// leading "v", numbers of at most 64 bits and at most 64 bytes in all. Its
+// errors begin with "version", so that a caller can say which version it
+// was about with a prefix ("running version …"), and quote s whole only
+// when it is at most 64 bytes long.
 func ParseVersion(s string) (Version, error) {
 	var v Version
 	if s == "" {
