@@ -257,8 +257,11 @@ func (s *Service) tenantFor(ctx context.Context, id string) (*tenant, error) {
 	if t := s.tenantOf(id); t != nil {
 		return t, nil
 	}
-	if _, err := s.o.Store.GetTenant(ctx, id); err != nil {
-		return nil, err
+	if _, err := s.o.Store.GetTenant(ctx, id); errors.Is(err, graph.ErrNotFound) {
+		// Whichever way a backend says it, it is the tenant that is missing.
+		return nil, fmt.Errorf("firmware: tenant %q: %w", id, graph.ErrTenantNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("firmware: tenant %q: %w", id, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

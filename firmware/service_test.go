@@ -438,6 +438,12 @@ func TestRolloutRefusals(t *testing.T) {
 			}
 		})
 	}
+	if _, err := f.svc.CreateRollout(ctx, "ghost", NewRollout{ID: "r", Model: "esp32", Version: "2.0.0", Percent: 5}); !errors.Is(err, graph.ErrTenantNotFound) {
+		t.Errorf("a rollout in a tenant that does not exist: %v", err)
+	}
+	if _, err := f.svc.Releases(ctx, "ghost"); !errors.Is(err, graph.ErrTenantNotFound) {
+		t.Errorf("releases of a tenant that does not exist: %v", err)
+	}
 	// Disjoint selectors may run side by side.
 	f.rollout(NewRollout{ID: "stable", Model: "esp32", Version: "2.0.0", Percent: 5, Selector: map[string]string{"ring": "stable"}})
 	if err := f.svc.DeleteRelease(ctx, "acme", "esp32", "2.0.0"); !errors.Is(err, ErrInUse) {
