@@ -385,6 +385,24 @@ func parseContentRange(s string) (first, total int64, ok bool) {
 // describe names a refused download: "404 not_found: <message>" from the
 // JSON error body of §1, or the status line.
 func describe(resp *http.Response) string {
+	s := strconv.Itoa(resp.StatusCode)
+	code, message := errorBody(resp)
+	if code == "" {
+		return s + " " + http.StatusText(resp.StatusCode)
+	}
+	s += " " + code
+	if message != "" {
+		s += ": " + message
+	}
+	return s
+}
+
+// errorBody reads the code and message of a refusal's JSON body (§1),
+// empty when the body is not one.
+func errorBody(resp *http.Response) (code, message string) {
+	if resp.Body == nil {
+		return "", ""
+	}
 	var body struct {
 		Error struct {
 			Code    string `json:"code"`
@@ -392,13 +410,8 @@ func describe(resp *http.Response) string {
 		} `json:"error"`
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	s := strconv.Itoa(resp.StatusCode)
-	if json.Unmarshal(b, &body) == nil && body.Error.Code != "" {
-		s += " " + body.Error.Code
-		if body.Error.Message != "" {
-			s += ": " + body.Error.Message
-		}
-		return s
+	if json.Unmarshal(b, &body) != nil {
+		return "", ""
 	}
-	return s + " " + http.StatusText(resp.StatusCode)
+	return body.Error.Code, body.Error.Message
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -196,18 +195,9 @@ func (d *Device) refused(resp *http.Response, err error) ending {
 		return ending{code: websocket.CloseAbnormalClosure, reason: err.Error()}
 	}
 	re := &RefusedError{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header)}
+	re.Code, re.Message = errorBody(resp)
 	if resp.Body != nil {
-		var body struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
-		if json.Unmarshal(b, &body) == nil {
-			re.Code, re.Message = body.Error.Code, body.Error.Message
-		}
 	}
 	d.log.Info("device: upgrade refused", "status", re.Status, "code", re.Code)
 	d.emit(Event{Kind: EventConnectFailed, CloseCode: re.Status, Reason: re.Error()})
