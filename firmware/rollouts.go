@@ -71,7 +71,8 @@ func (s *Service) CreateRollout(ctx context.Context, tenantID string, n NewRollo
 	case rel == nil:
 		return graph.Rollout{}, graph.Invalid("version", "the tenant has no release of model %q at version %q: upload it first", r.Model, r.Version)
 	case clash != nil:
-		return graph.Rollout{}, fmt.Errorf("firmware: rollout %q: %w: rollout %q of model %s (selector %q) could offer to the same devices",
+		return graph.Rollout{}, fmt.Errorf("firmware: rollout %q: %w: rollout %q of model %s (selector %q) could offer to the same devices; "+
+			"delete it first (its devices' histories stay), or give the two selectors a label with different values",
 			r.ID, ErrConflict, clash.ID, clash.Model, selectorText(clash.Selector))
 	}
 	stored, err := s.o.Store.Tenant(tenantID).Rollouts().Create(ctx, r)
@@ -279,7 +280,7 @@ func (s *Service) considerLocked(t *tenant, d *device) {
 		return
 	}
 	for _, r := range t.rollouts {
-		if r.State != graph.RolloutActive || !r.covers(model, d.labels) || !r.includes(d.id) || d.results[r.ID] != "" {
+		if r.State != graph.RolloutActive || !r.covers(model, d.labels) || !r.includes(d.id) || d.results[resultKey(r.ID, r.Version)] != "" {
 			continue
 		}
 		rel := t.releaseOf(r.Model, r.Version)
@@ -330,7 +331,7 @@ func (s *Service) resultLocked(t *tenant, d *device, status, reason string) {
 	d.inflight = nil
 	now := s.now().UTC()
 	d.record(graph.FirmwareEvent{Time: now, Rollout: f.rollout, Stage: f.stage, From: f.from, To: f.to, Status: status, Reason: reason})
-	d.results[f.rollout] = status
+	d.results[resultKey(f.rollout, f.to)] = status
 	t.dirtyHistories[d.id] = true
 	s.m.results.WithLabelValues(t.id, status).Inc()
 	r := t.rollouts[f.rollout]

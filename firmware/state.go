@@ -118,11 +118,16 @@ type device struct {
 	labels      map[string]string
 	// events is the device's history, oldest first.
 	events []graph.FirmwareEvent
-	// results: rollout id → installed or failed.
+	// results: resultKey → installed or failed.
 	results map[string]string
 	// inflight is the offer the device has no result for yet.
 	inflight *inflight
 }
+
+// resultKey names a device's result in a rollout: its id and version, so a
+// rollout deleted and created again under the same id for another release
+// starts afresh.
+func resultKey(rollout, version string) string { return rollout + "\x00" + version }
 
 // inflight is an offer in progress.
 type inflight struct {
@@ -150,7 +155,7 @@ func (d *device) load(events []graph.FirmwareEvent) {
 		switch e.Status {
 		case graph.FirmwareInstalled, graph.FirmwareFailed:
 			if e.Rollout != "" {
-				d.results[e.Rollout] = e.Status
+				d.results[resultKey(e.Rollout, e.To)] = e.Status
 			}
 			if d.inflight != nil && d.inflight.rollout == e.Rollout {
 				d.inflight = nil
