@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,6 +47,9 @@ type Options struct {
 	Plugins *host.Host
 	Control *reload.Controller
 	Modules *modules.Store
+	// Backup writes a backup archive of the installation (runtime/backup);
+	// nil when the store has its own (Dgraph).
+	Backup func(w io.Writer) error
 	// Firmware is the update service; FirmwareKey its signing key.
 	Firmware    *firmware.Service
 	FirmwareKey *firmware.Key
@@ -128,6 +132,7 @@ func New(o Options) *Server {
 	t.DELETE("/keys/:id", s.deleteKey)
 	s.pluginRoutes(v1, t)
 	s.firmwareRoutes(v1, t)
+	v1.GET("/backup", s.backup)
 	if o.Config.Pprof {
 		servePprof(e)
 	}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -23,7 +24,9 @@ import (
 
 	"github.com/switchyard/switchyard/firmware"
 	"github.com/switchyard/switchyard/graph"
+	"github.com/switchyard/switchyard/graph/embedded"
 	"github.com/switchyard/switchyard/runtime/api"
+	"github.com/switchyard/switchyard/runtime/backup"
 	"github.com/switchyard/switchyard/runtime/catalog"
 	"github.com/switchyard/switchyard/runtime/config"
 	"github.com/switchyard/switchyard/runtime/gateway"
@@ -203,6 +206,7 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Modules:     mods,
 		Firmware:    fw,
 		FirmwareKey: fwKey,
+		Backup:      backupOf(cfg, store, o.Version),
 		CheckWASM:   func(ctx context.Context, code []byte) error { return checkWASM(ctx, wrt, code) },
 		OperatorKey: keyHash,
 		Keys:        keys,
@@ -228,6 +232,15 @@ func Start(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	o.Logger.Info("switchyard started", "version", o.Version, "gateway", gw.Addr().String(),
 		"api", a.api.Addr().String(), "devices", devices.Len(), "store", cfg.Store.Backend)
 	return a, nil
+}
+
+// backupOf writes backups of an embedded installation; nil on Dgraph.
+func backupOf(cfg *config.Config, store graph.Store, version string) func(io.Writer) error {
+	s, ok := store.(*embedded.Store)
+	if !ok {
+		return nil
+	}
+	return func(w io.Writer) error { return backup.Write(w, s, backup.LayoutOf(cfg), version) }
 }
 
 // watchSettle is how long the configuration file must stay unchanged

@@ -78,6 +78,7 @@ var matrix = map[string]routeCall{
 	"POST /api/v1/tenants/:tenant/keys/:id/rotate":            {own: http.StatusOK},
 	"DELETE /api/v1/tenants/:tenant/keys/:id":                 {own: http.StatusNoContent},
 	"GET /api/v1/firmware/key":                                {own: http.StatusOK},
+	"GET /api/v1/backup":                                      {own: http.StatusForbidden},
 	"GET /api/v1/tenants/:tenant/devices/:id/firmware":        {own: http.StatusOK},
 	"GET /api/v1/tenants/:tenant/firmware":                    {own: http.StatusOK},
 	"POST /api/v1/tenants/:tenant/firmware":                   {own: http.StatusCreated, body: releaseBody},

@@ -46,6 +46,10 @@ commands:
   version   print the version
   plugin    list the built-in plugins, or serve one as a process plugin
   conform   run the guest conformance kit over WASM guests and print its table
+  health    ask a relay's /health (-url; default http://127.0.0.1:8081/health); exit 0 when healthy
+  backup    fetch a backup of a running relay on the embedded store (-api, -o; the operator key from
+            $SWITCHYARD_API__OPERATOR_KEY or -key-file)
+  restore   restore a backup into a stopped installation (-c, -i ARCHIVE, -force to replace one)
 
 flags (run, validate):
   -c FILE          configuration file (default plugins.yaml)
@@ -74,6 +78,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return pluginCmd(args[1:], stdout, stderr)
 	case "conform":
 		return conformCmd(args[1:], stdout, stderr)
+	case "health":
+		return health(args[1:], stdout, stderr)
+	case "backup":
+		return backupCmd(args[1:], stdout, stderr)
+	case "restore":
+		return restoreCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "switchyard", buildVersion())
 		return 0
