@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -417,5 +418,38 @@ func TestFirmwareDownloads(t *testing.T) {
 	}
 	if files := imageFiles(t, r, "other"); len(files) != 0 {
 		t.Errorf("a deleted tenant's images stayed: %v", files)
+	}
+}
+
+// TestClosedDownloadFreesItsSlot: a device that drops its connection in
+// the middle of a download gives its slot back at once, not after
+// firmware.download_stall.
+func TestClosedDownloadFreesItsSlot(t *testing.T) {
+	r := apptest.Start(t, "", func(c *config.Config) {
+		c.Firmware.MaxDownloads = 1
+		c.Firmware.DownloadStall = time.Minute
+	})
+	img := randomImage(t, 8<<20)
+	upload(t, r, apptest.OperatorKey, "default", [][2]string{{"model", "test"}, {"version", "2.0.0"}}, img)
+	tok := r.CreateDevice("default", "d", nil)
+	conn, err := net.Dial("tcp", r.App.GatewayAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A small receive window: the relay's bounded send buffer then holds
+	// the rest of the image back, and the download waits on the device.
+	conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	fmt.Fprintf(conn, "GET /firmware/v1/%s HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer %s\r\n\r\n", sha(img), tok)
+	eventually(t, 5*time.Second, "the download holds the slot", func() bool { return metric(t, r, "switchyard_gateway_downloads_active") == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n := metric(t, r, "switchyard_gateway_downloads_active"); n != 1 {
+		t.Fatalf("a download the device does not read ended: %v active (the kernel took the image?)", n)
+	}
+	began := time.Now()
+	conn.Close()
+	eventually(t, 5*time.Second, "the slot is free again", func() bool { return metric(t, r, "switchyard_gateway_downloads_active") == 0 })
+	t.Logf("slot free %s after the device left", time.Since(began).Round(time.Millisecond))
+	if resp, _ := fetch(t, r, "GET", "/firmware/v1/"+sha(img), tok, "Range", "bytes=0-9"); resp.StatusCode != 206 {
+		t.Errorf("the next download: %d", resp.StatusCode)
 	}
 }

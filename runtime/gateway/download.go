@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -28,13 +29,27 @@ const (
 	// downloadRetryAfter is what a device refused for lack of a slot is
 	// told to wait (it adds its own jitter, PROTOCOL.md §6).
 	downloadRetryAfter = 5 * time.Second
-	// downloadChunk is how much of an image is handed to nbio at once, and
-	// downloadWindow how much it may hold unsent for one download before
-	// the next chunk waits: far below the engine's per-connection write
-	// buffer limit, and enough to keep a LAN link busy.
-	downloadChunk  = 32 << 10
+	// downloadChunk is how much of an image is handed to nbio at once (at
+	// nbhttp's packet size, a chunk goes to the socket without a copy into
+	// the response's buffer), and downloadWindow how much nbio may hold
+	// unsent for one download before the next chunk waits: together below
+	// the engine's per-connection write buffer limit.
+	downloadChunk  = 64 << 10
 	downloadWindow = 64 << 10
+	// downloadSendBuffer is the socket send buffer of a download's
+	// connection (the kernel doubles it). Left to the kernel, it grows to
+	// megabytes: a slow device's whole image would sit in kernel memory,
+	// "complete" would mean handed to the kernel, and max_downloads would
+	// not bound the transfers in progress.
+	downloadSendBuffer = 128 << 10
+	// closedPoll is how often a waiting download checks that its
+	// connection is still open: nbio reports a closed HTTP connection only
+	// after its handler returns.
+	closedPoll = 250 * time.Millisecond
 )
+
+// chunks recycles the buffers downloads read images into.
+var chunks = sync.Pool{New: func() any { b := make([]byte, downloadChunk); return &b }}
 
 // DownloadLimits bound the image downloads the gateway serves.
 type DownloadLimits struct {
@@ -165,6 +180,7 @@ func (g *Gateway) download(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusServiceUnavailable, downloadRefused, "unavailable", "the image cannot be served now; retry later")
 		return
 	}
+	_ = conn.SetWriteBuffer(downloadSendBuffer)
 	t := &transfer{g: g, conn: conn, wake: make(chan struct{}, 1)}
 	g.dl.transfers.Store(conn, t)
 	g.dl.active.Inc()
@@ -217,6 +233,7 @@ type transfer struct {
 	handed  atomic.Int64
 	written atomic.Int64
 	wake    chan struct{}
+	stall   *time.Timer // reused by every wait
 }
 
 // onWritten is nbio's report of bytes written for the transfer's
@@ -232,18 +249,32 @@ func (t *transfer) onWritten(n int) {
 // wait blocks until nbio holds at most downloadWindow unsent bytes, the
 // download stalls, or the gateway stops.
 func (t *transfer) wait() error {
-	timer := time.NewTimer(t.g.dl.limits.Stall)
-	defer timer.Stop()
+	if t.handed.Load()-t.written.Load() <= downloadWindow {
+		return nil
+	}
+	stall := t.g.dl.limits.Stall
+	deadline := time.Now().Add(stall)
+	if t.stall == nil {
+		t.stall = time.NewTimer(closedPoll)
+	} else {
+		t.stall.Reset(closedPoll)
+	}
+	defer t.stall.Stop()
 	for t.handed.Load()-t.written.Load() > downloadWindow {
 		before := t.written.Load()
 		select {
 		case <-t.wake:
-			if t.written.Load() > before && !timer.Stop() {
-				<-timer.C
+			if t.written.Load() > before {
+				deadline = time.Now().Add(stall)
 			}
-			timer.Reset(t.g.dl.limits.Stall)
-		case <-timer.C:
-			return fmt.Errorf("no progress for %s", t.g.dl.limits.Stall)
+		case <-t.stall.C:
+			if closed, _ := t.conn.IsClosed(); closed {
+				return errors.New("the connection closed")
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no progress for %s", stall)
+			}
+			t.stall.Reset(closedPoll)
 		case <-t.g.stop:
 			return errors.New("the gateway is stopping")
 		}
@@ -254,13 +285,38 @@ func (t *transfer) wait() error {
 // flowWriter hands a response body to nbio a chunk at a time, each once
 // the previous ones have mostly left, so a download never holds more than
 // about a window of memory and never overruns the connection's write
-// buffer. It hides nbhttp's ReaderFrom (whose sendfile path would bypass
+// buffer. Its ReadFrom replaces nbhttp's (whose sendfile path would bypass
 // this accounting, and under TLS buffer a whole image).
 type flowWriter struct {
 	http.ResponseWriter
 	t    *transfer
 	sent int64
 	err  error
+}
+
+// ReadFrom copies a body through Write with a pooled chunk-sized buffer
+// (http.ServeContent hands the image to it), instead of io.Copy's buffer
+// per download.
+func (w *flowWriter) ReadFrom(r io.Reader) (int64, error) {
+	buf := chunks.Get().(*[]byte)
+	defer chunks.Put(buf)
+	var total int64
+	for {
+		n, err := io.ReadFull(r, *buf)
+		if n > 0 {
+			m, werr := w.Write((*buf)[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return total, nil
+		case err != nil:
+			return total, err
+		}
+	}
 }
 
 func (w *flowWriter) Write(p []byte) (int, error) {
