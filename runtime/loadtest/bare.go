@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +73,12 @@ func StartBareServer(listen, path string, idle time.Duration, log *slog.Logger) 
 			s.setReady(bc, true)
 			bc.write(bareWelcome)
 		case "heartbeat":
-			bc.write(bareHeartbeat)
+			if env.Seq == nil {
+				bc.write(bareHeartbeat)
+				break
+			}
+			// Echo the seq, as the relay does (timed heartbeats).
+			bc.write(append(strconv.AppendUint([]byte(`{"type":"heartbeat","seq":`), *env.Seq, 10), '}'))
 		}
 	})
 	up.OnClose(func(c *websocket.Conn, _ error) {

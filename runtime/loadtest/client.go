@@ -48,9 +48,10 @@ const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // envelope is the part of a protocol frame the clients look at.
 type envelope struct {
-	Type string `json:"type"`
-	Code string `json:"code"`
-	Time string `json:"time"`
+	Type string  `json:"type"`
+	Code string  `json:"code"`
+	Time string  `json:"time"`
+	Seq  *uint64 `json:"seq"`
 }
 
 // failure is why a connection did not come up or went down. Its reason is
@@ -189,6 +190,15 @@ type clients struct {
 
 	deliveries deliveryCounter
 	edge       pollerEdge // -race builds only: see race.go
+
+	// Timed heartbeats (heartbeat.go): the sampled connections, the
+	// window their heartbeats count in now (0: none), and the counts by
+	// window, guarded by hbMu.
+	timedConns []*clientConn // guarded by mu
+	window     atomic.Int32
+	hbMu       sync.Mutex
+	hbWindows  map[int32]*HeartbeatCounts
+	unmatched  atomic.Int64 // answers whose seq matched no heartbeat awaiting one
 }
 
 // clientConn is one held connection. mu guards the parse state; live is
@@ -197,6 +207,9 @@ type clientConn struct {
 	c    *clients
 	nc   *nbio.Conn
 	live atomic.Bool
+	// timed is set on a sampled connection before the connection is
+	// shared, and never changed; what it points to is guarded by mu.
+	timed *timedConn
 
 	mu          sync.Mutex
 	pending     []byte // an incomplete frame
@@ -308,6 +321,9 @@ func (c *clients) connect(ctx context.Context, j int) *failure {
 		return &failure{"poller", err}
 	}
 	cc := &clientConn{c: c, nc: nc, pending: rest}
+	if c.spec.Sample > 0 && Sampled(i, c.spec.Sample, c.spec.Total) {
+		cc.timed = &timedConn{}
+	}
 	nc.SetSession(cc)
 	cc.live.Store(true)
 	c.open.Add(1)
@@ -320,6 +336,9 @@ func (c *clients) connect(ctx context.Context, j int) *failure {
 	}
 	c.mu.Lock()
 	c.conns = append(c.conns, cc)
+	if cc.timed != nil {
+		c.timedConns = append(c.timedConns, cc)
+	}
 	c.handshakes = append(c.handshakes, took.Microseconds())
 	c.mu.Unlock()
 	cc.mu.Lock()
@@ -401,7 +420,9 @@ func (cc *clientConn) handle(f frame, now int64) error {
 			cc.message = append(cc.message[:0], f.payload...)
 			return nil
 		}
-		cc.c.onMessage(f.payload, now)
+		if seq, ok := cc.c.onMessage(f.payload, now); ok {
+			cc.timedAnswer(seq, now)
+		}
 	case opContinuation:
 		if !cc.fragmented {
 			return errors.New("continuation without a message")
@@ -411,7 +432,9 @@ func (cc *clientConn) handle(f frame, now int64) error {
 			return fmt.Errorf("message exceeds %d bytes", maxFramePayload)
 		}
 		if f.fin {
-			cc.c.onMessage(cc.message, now)
+			if seq, ok := cc.c.onMessage(cc.message, now); ok {
+				cc.timedAnswer(seq, now)
+			}
 			cc.fragmented, cc.message = false, nil
 		}
 	case opPing:
@@ -438,31 +461,37 @@ func (cc *clientConn) write(op byte, payload []byte) {
 
 // onMessage counts one text message received at now. Message frames, the
 // bulk of a delivery run, are recognised by their first bytes and only
-// their time member is read; other frames are decoded.
-func (c *clients) onMessage(p []byte, now int64) {
+// their time member is read; other frames are decoded. For a heartbeat
+// answer that carries a seq it returns the seq and true.
+func (c *clients) onMessage(p []byte, now int64) (seq uint64, timed bool) {
 	if bytes.HasPrefix(p, messagePrefix) {
 		emit, ok := messageTime(p)
 		c.deliveries.record(len(p), emit, ok, now)
-		return
+		return 0, false
 	}
 	var env envelope
 	if json.Unmarshal(p, &env) != nil {
 		c.otherMessages.Add(1)
-		return
+		return 0, false
 	}
 	switch env.Type {
 	case "heartbeat":
 		c.hbAnswered.Add(1)
+		if env.Seq != nil {
+			return *env.Seq, true
+		}
 	case "message": // members in an order other than the gateway's
 		emit, ok := parseTime([]byte(env.Time))
 		c.deliveries.record(len(p), emit, ok, now)
 	default:
 		c.otherMessages.Add(1)
 	}
+	return 0, false
 }
 
 // heartbeats sends each open connection one heartbeat per interval, spread
-// evenly over the interval, until ctx ends.
+// evenly over the interval, until ctx ends. Sampled connections are left
+// to timedHeartbeats.
 func (c *clients) heartbeats(ctx context.Context) {
 	steps := max(1, int(c.spec.Heartbeat/heartbeatTick))
 	t := time.NewTicker(heartbeatTick)
@@ -483,7 +512,7 @@ func (c *clients) heartbeats(ctx context.Context) {
 		for range (len(conns) + steps - 1) / steps {
 			cc := conns[cursor%len(conns)]
 			cursor = (cursor + 1) % len(conns)
-			if cc.live.Load() {
+			if cc.live.Load() && cc.timed == nil {
 				cc.write(opText, heartbeatPayload)
 				c.hbSent.Add(1)
 			}

@@ -166,6 +166,9 @@ func TestWorkerSpecValidate(t *testing.T) {
 		{"token count mismatch", func(s *WorkerSpec) { s.Tokens = []string{"a"} }},
 		{"zero concurrency", func(s *WorkerSpec) { s.Concurrency = 0 }},
 		{"zero lifetime", func(s *WorkerSpec) { s.Lifetime = 0 }},
+		{"sample above the devices", func(s *WorkerSpec) { s.Sample, s.Total, s.SampleInterval = 3, 2, time.Second }},
+		{"range past the devices", func(s *WorkerSpec) { s.First, s.Sample, s.Total, s.SampleInterval = 1, 1, 2, time.Second }},
+		{"sample interval below a tick", func(s *WorkerSpec) { s.Sample, s.Total, s.SampleInterval = 1, 2, time.Millisecond }},
 	}
 	if err := good.validate(); err != nil {
 		t.Fatalf("good spec: %v", err)

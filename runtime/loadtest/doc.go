@@ -9,6 +9,11 @@
 // read only the frame's time member and keep receipt minus time in a
 // fixed-size histogram that worker snapshots add up to.
 //
+// For downloads (RunDownloads), a sample of the connected devices send
+// heartbeats with a seq and time the relay's answers into the same kind of
+// histogram, by window, while a download worker process loops whole GETs of
+// a firmware image and checks each body's length and SHA-256.
+//
 // Clients run in worker processes (the tool re-executes itself), because one
 // process may hold at most ~19,500 sockets here. Each worker dials from its
 // own slice of 127.0.0.x source addresses, finishes the WebSocket and

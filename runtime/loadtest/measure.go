@@ -36,6 +36,11 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Samples is the number of RSS samples taken during the hold.
 	Samples int
+	// Sample connections (spread evenly over the N, see Sampled) send a
+	// heartbeat with a seq every SampleInterval and time the answer;
+	// zero: none (the downloads command sets them).
+	Sample         int
+	SampleInterval time.Duration
 	// Self re-executes this program as a worker or bare server.
 	Self Command
 	Log  *slog.Logger
@@ -245,6 +250,9 @@ func startFleet(o Options, srv Servers, ranges []Range, lifetime time.Duration) 
 			SourceBase: o.SourceBase.String(), PerSource: o.PerSource, Concurrency: o.Concurrency,
 			DialTimeout: o.DialTimeout, ConnectTimeout: o.ConnectTimeout, Heartbeat: o.Heartbeat, Lifetime: lifetime,
 		}
+		if o.Sample > 0 {
+			spec.Sample, spec.Total, spec.SampleInterval = o.Sample, o.N, o.SampleInterval
+		}
 		if len(srv.Tokens) > 0 {
 			spec.Tokens = srv.Tokens[r.First : r.First+r.Count]
 		}
@@ -299,8 +307,14 @@ func (f *fleet) awaitConnect(ctx context.Context, o Options) (connectSummary, er
 // ask sends cmd to every worker, then collects their replies in worker
 // order; each must carry the report cmd asks for.
 func (f *fleet) ask(ctx context.Context, cmd string, timeout time.Duration) ([]workerReply, error) {
+	return f.request(ctx, workerRequest{Command: cmd}, timeout)
+}
+
+// request sends req to every worker, then collects their replies in worker
+// order; each must carry what req's command asks for.
+func (f *fleet) request(ctx context.Context, req workerRequest, timeout time.Duration) ([]workerReply, error) {
 	for _, w := range f.workers {
-		if err := w.send(workerRequest{Command: cmd}); err != nil {
+		if err := w.send(req); err != nil {
 			return nil, err
 		}
 	}
@@ -310,8 +324,8 @@ func (f *fleet) ask(ctx context.Context, cmd string, timeout time.Duration) ([]w
 		if err != nil {
 			return nil, err
 		}
-		if (cmd == cmdReport && rep.Hold == nil) || (cmd == cmdDeliveries && rep.Deliveries == nil) {
-			return nil, fmt.Errorf("worker %d: expected a %s report", w.index, cmd)
+		if !rep.has(req.Command) {
+			return nil, fmt.Errorf("worker %d: expected a %s report", w.index, req.Command)
 		}
 		out = append(out, rep)
 	}
@@ -398,6 +412,11 @@ type workerProc struct {
 }
 
 func startWorker(self Command, index int, spec WorkerSpec) (*workerProc, error) {
+	return startWorkerWith(self, index, workerRequest{Spec: &spec})
+}
+
+// startWorkerWith starts a worker process and sends it first, its spec.
+func startWorkerWith(self Command, index int, first workerRequest) (*workerProc, error) {
 	name := fmt.Sprintf("worker %d", index)
 	cmd := self.command("worker")
 	stdin, err := cmd.StdinPipe()
@@ -421,7 +440,7 @@ func startWorker(self Command, index int, spec WorkerSpec) (*workerProc, error) 
 			w.replies <- r
 		}
 	}()
-	if err := w.send(workerRequest{Spec: &spec}); err != nil {
+	if err := w.send(first); err != nil {
 		_ = w.close()
 		return nil, err
 	}

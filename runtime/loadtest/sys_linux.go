@@ -33,3 +33,18 @@ func openFileLimit() uint64 {
 	}
 	return lim.Cur
 }
+
+// receiveBuffer returns a dialer Control that sets the socket's receive
+// buffer (SO_RCVBUF) to n bytes before it connects, which also bounds the
+// TCP window it offers, as a device's small network stack does.
+func receiveBuffer(n int) func(_, _ string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}
+}

@@ -34,6 +34,13 @@ type WorkerSpec struct {
 	ConnectTimeout time.Duration `json:"connect_timeout"`
 	// Heartbeat is how often each connection sends a heartbeat.
 	Heartbeat time.Duration `json:"heartbeat"`
+	// Sample and Total pick the connections that send timed heartbeats
+	// (see Sampled): connection i is one when Sampled(i, Sample, Total).
+	// They send a heartbeat with a seq every SampleInterval instead of the
+	// plain one every Heartbeat, and time the relay's answer. Zero: none.
+	Sample         int           `json:"sample,omitempty"`
+	Total          int           `json:"total,omitempty"`
+	SampleInterval time.Duration `json:"sample_interval,omitempty"`
 	// Lifetime is how long the worker lives at most, whatever it is told.
 	Lifetime time.Duration `json:"lifetime"`
 }
@@ -50,6 +57,10 @@ func (s WorkerSpec) validate() error {
 		return errors.New("worker spec: per_source and concurrency must be positive")
 	case s.DialTimeout <= 0 || s.ConnectTimeout <= 0 || s.Heartbeat <= 0 || s.Lifetime <= 0:
 		return errors.New("worker spec: timeouts, heartbeat and lifetime must be positive")
+	case s.Sample < 0 || s.Sample > s.Total || (s.Sample > 0 && s.First+s.Count > s.Total):
+		return fmt.Errorf("worker spec: sample %d of %d devices does not fit connections [%d, %d)", s.Sample, s.Total, s.First, s.First+s.Count)
+	case s.Sample > 0 && s.SampleInterval < heartbeatTick:
+		return fmt.Errorf("worker spec: sample interval %s is below %s", s.SampleInterval, heartbeatTick)
 	}
 	return nil
 }
@@ -81,6 +92,16 @@ const (
 	cmdReport     = "report"
 	cmdDeliveries = "deliveries"
 	cmdClose      = "close"
+	// cmdWindow starts heartbeat window Window (0: none); the worker
+	// answers with an ack. cmdHeartbeats asks for window Window's timed
+	// heartbeats.
+	cmdWindow     = "window"
+	cmdHeartbeats = "heartbeats"
+	// cmdDownloads asks a download worker for its counters; cmdDrain tells
+	// it to start no new download, waits for those under way, and answers
+	// with its counters.
+	cmdDownloads = "downloads"
+	cmdDrain     = "drain"
 )
 
 // DeliveryReport is a worker's snapshot of the message frames it received
@@ -96,17 +117,42 @@ type DeliveryReport struct {
 }
 
 // workerRequest is one line the coordinator writes to a worker's stdin: the
-// spec first, then commands.
+// spec first (a client worker's Spec or a download worker's Download),
+// then commands.
 type workerRequest struct {
-	Spec    *WorkerSpec `json:"spec,omitempty"`
-	Command string      `json:"command,omitempty"`
+	Spec     *WorkerSpec   `json:"spec,omitempty"`
+	Download *DownloadSpec `json:"download,omitempty"`
+	Command  string        `json:"command,omitempty"`
+	// Window is the heartbeat window of cmdWindow and cmdHeartbeats.
+	Window int `json:"window,omitempty"`
 }
 
 // workerReply is one line a worker writes to its stdout.
 type workerReply struct {
-	Connect    *ConnectReport  `json:"connect,omitempty"`
-	Hold       *HoldReport     `json:"hold,omitempty"`
-	Deliveries *DeliveryReport `json:"deliveries,omitempty"`
+	Connect    *ConnectReport   `json:"connect,omitempty"`
+	Hold       *HoldReport      `json:"hold,omitempty"`
+	Deliveries *DeliveryReport  `json:"deliveries,omitempty"`
+	Heartbeats *HeartbeatReport `json:"heartbeats,omitempty"`
+	Download   *DownloadReport  `json:"download,omitempty"`
+	// Ack answers a command that reports nothing (cmdWindow).
+	Ack string `json:"ack,omitempty"`
+}
+
+// has reports whether r carries what cmd asks for.
+func (r workerReply) has(cmd string) bool {
+	switch cmd {
+	case cmdReport:
+		return r.Hold != nil
+	case cmdDeliveries:
+		return r.Deliveries != nil
+	case cmdHeartbeats:
+		return r.Heartbeats != nil
+	case cmdDownloads, cmdDrain:
+		return r.Download != nil
+	case cmdWindow:
+		return r.Ack == cmdWindow
+	}
+	return false
 }
 
 // closeGrace is how long a closing worker waits for servers to close their
@@ -115,13 +161,18 @@ const closeGrace = 3 * time.Second
 
 // RunWorker is the body of a worker process. It reads a WorkerSpec from in,
 // opens the connections and reports on out; then it holds them with
-// heartbeats, answers "report" commands, and returns on "close", at the end
-// of in, or when the spec's lifetime runs out (an error).
+// heartbeats (timed ones from the sampled connections), answers the
+// coordinator's commands, and returns on "close", at the end of in, or when
+// the spec's lifetime runs out (an error). Given a DownloadSpec instead, it
+// is a download worker (runDownloadWorker).
 func RunWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logger) error {
 	dec := json.NewDecoder(in)
 	var first workerRequest
 	if err := dec.Decode(&first); err != nil {
 		return fmt.Errorf("worker: read spec: %w", err)
+	}
+	if first.Download != nil {
+		return runDownloadWorker(ctx, *first.Download, dec, json.NewEncoder(out), log)
 	}
 	if first.Spec == nil {
 		return errors.New("worker: first request carries no spec")
@@ -135,6 +186,7 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logge
 	ctx, cancel := context.WithTimeout(ctx, spec.Lifetime)
 	defer cancel()
 	go c.heartbeats(ctx)
+	go c.timedHeartbeats(ctx)
 
 	enc := json.NewEncoder(out)
 	report := c.connectAll(ctx)
@@ -142,26 +194,13 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logge
 		return fmt.Errorf("worker: write connect report: %w", err)
 	}
 
-	cmds := make(chan string)
-	go func() {
-		defer close(cmds)
-		for {
-			var req workerRequest
-			if err := dec.Decode(&req); err != nil {
-				return
-			}
-			select {
-			case cmds <- req.Command:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	cmds := readCommands(ctx, dec)
 	for {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("worker: %w before the coordinator said close", ctx.Err())
-		case cmd, ok := <-cmds:
+		case req, ok := <-cmds:
+			cmd := req.Command
 			switch {
 			case !ok || cmd == cmdClose:
 				return nil
@@ -175,9 +214,40 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logge
 				if err := enc.Encode(workerReply{Deliveries: &rep}); err != nil {
 					return fmt.Errorf("worker: write delivery report: %w", err)
 				}
+			case cmd == cmdWindow:
+				c.window.Store(int32(req.Window))
+				if err := enc.Encode(workerReply{Ack: cmdWindow}); err != nil {
+					return fmt.Errorf("worker: write ack: %w", err)
+				}
+			case cmd == cmdHeartbeats:
+				rep := c.heartbeatReport(req.Window)
+				if err := enc.Encode(workerReply{Heartbeats: &rep}); err != nil {
+					return fmt.Errorf("worker: write heartbeat report: %w", err)
+				}
 			default:
 				return fmt.Errorf("worker: unknown command %q", cmd)
 			}
 		}
 	}
+}
+
+// readCommands decodes the coordinator's requests after the spec until in
+// ends (the channel is then closed) or ctx does.
+func readCommands(ctx context.Context, dec *json.Decoder) <-chan workerRequest {
+	cmds := make(chan workerRequest)
+	go func() {
+		defer close(cmds)
+		for {
+			var req workerRequest
+			if err := dec.Decode(&req); err != nil {
+				return
+			}
+			select {
+			case cmds <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return cmds
 }

@@ -30,6 +30,7 @@ Usage:
   switchyard-load relay [flags]        idle connections: Switchyard (-relay-bin, or -target/-api for a running one)
   switchyard-load compare [flags]      idle connections: baseline and relay at each -n; a markdown table
   switchyard-load deliveries [flags]   deliveries/s: a broadcasting bare server, then Switchyard's WASM pipeline
+  switchyard-load downloads [flags]    firmware image downloads beside N connected devices, and their heartbeat round trips
   switchyard-load bare-server [flags]  the bare nbio server alone; prints its ws:// address
   switchyard-load worker               internal: a client worker, driven over stdin/stdout
 
@@ -38,6 +39,7 @@ Examples:
   switchyard-load relay -n 19000 -hold 30s -relay-bin ./switchyard
   switchyard-load compare -n 1000,10000,19000 -hold 20s -relay-bin ./switchyard
   switchyard-load deliveries -devices 1000 -duration 30s -relay-bin bin/switchyard -plugins bin/plugins
+  switchyard-load downloads -devices 10000 -downloaders 0,8,32 -phase 20s -relay-bin bin/switchyard
 
 Run "switchyard-load <command> -h" for the flags of a command.
 `
@@ -95,6 +97,8 @@ func run(ctx context.Context, args []string, self loadtest.Command, stdin io.Rea
 		err = runCompare(ctx, inv, stdout, stderr)
 	case "deliveries":
 		err = runDeliveries(ctx, inv, stdout, stderr)
+	case "downloads":
+		err = runDownloads(ctx, inv, args, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "switchyard-load:", err)
@@ -206,6 +210,52 @@ func runDeliveries(ctx context.Context, inv *invocation, stdout, stderr io.Write
 	return err
 }
 
+// runDownloads runs a downloads measurement; each phase's summary goes to
+// stderr as it ends, the table (or JSON) and the command line to stdout.
+func runDownloads(ctx context.Context, inv *invocation, args []string, stdout, stderr io.Writer) error {
+	o := inv.downloadOptions()
+	o.Progress = stderr
+	run, err := loadtest.RunDownloads(ctx, o)
+	if inv.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(run)
+		return err
+	}
+	if len(run.Phases) > 0 {
+		fmt.Fprintf(stdout, "Command: %s\n\n", commandLine(args))
+		fmt.Fprintf(stdout, "Machine: %s.\n\n", loadtest.DescribeMachine())
+		rate := "as fast as they read"
+		if run.Rate > 0 {
+			rate = "each at most " + strconv.FormatInt(run.Rate, 10) + " B/s"
+		}
+		if run.ReceiveBuffer > 0 {
+			rate += ", SO_RCVBUF " + strconv.Itoa(run.ReceiveBuffer) + " B"
+		}
+		fmt.Fprintf(stdout, "%d of %d devices connected, %d sent timed heartbeats every %s; image %d bytes (sha256 %s), downloaders %s, firmware.max_downloads %d. %s.\n\n",
+			run.Connected, run.N, run.Sample, run.SampleInterval, run.ImageSize, run.SHA256, rate, run.MaxDownloads, run.Setup)
+		fmt.Fprint(stdout, loadtest.DownloadTable(run))
+	}
+	return err
+}
+
+// commandLine writes the arguments as the command that would run them
+// again, quoting those a shell would split or expand.
+func commandLine(args []string) string {
+	out := []string{"switchyard-load"}
+	for _, a := range args {
+		if a == "" || strings.ContainsFunc(a, func(r rune) bool { return !shellSafe(r) }) {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
+}
+
+func shellSafe(r rune) bool {
+	return strings.ContainsRune("-./,_=:+", r) || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')
+}
+
 // invocation is a parsed command line.
 type invocation struct {
 	command    string
@@ -216,6 +266,7 @@ type invocation struct {
 	external   loadtest.External
 	bare       bareFlags
 	deliveries loadtest.DeliveryOptions // deliveries: everything but Options, N and Relay
+	downloads  loadtest.DownloadOptions // downloads: everything but Options and Relay
 	json       bool
 	verbose    bool
 }
@@ -247,7 +298,7 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(errOut, usage)
 		return nil, flag.ErrHelp
-	case "baseline", "relay", "compare", "deliveries", "bare-server", "worker":
+	case "baseline", "relay", "compare", "deliveries", "downloads", "bare-server", "worker":
 	default:
 		fmt.Fprint(errOut, usage)
 		return nil, fmt.Errorf("unknown command %q", inv.command)
@@ -256,7 +307,7 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 	fs.SetOutput(errOut)
 	fs.BoolVar(&inv.verbose, "v", false, "debug logging")
 
-	var source, targets, pids, ns string
+	var source, targets, pids, ns, levels, imageSize, rate, rcvbuf string
 	o := &inv.opts
 	switch inv.command {
 	case "baseline", "relay", "compare":
@@ -297,6 +348,27 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 		fs.DurationVar(&o.DialTimeout, "dial-timeout", 10*time.Second, "bound on one connection's dial, upgrade and hello")
 		fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 2*time.Minute, "bound on the connect phase")
 		fs.BoolVar(&inv.json, "json", false, "print the results as JSON")
+	case "downloads":
+		dl := &inv.downloads
+		fs.IntVar(&o.N, "devices", 10000, "devices to provision and keep connected (at most 19000: one relay process)")
+		fs.StringVar(&levels, "downloaders", "0,8,32", "concurrent downloaders of each phase, comma-separated; a 0 phase (heartbeats only) runs first unless the list starts with one")
+		fs.DurationVar(&dl.Phase, "phase", 20*time.Second, "measurement window of each phase")
+		fs.DurationVar(&dl.Settle, "settle", 3*time.Second, "wait before each window once its downloaders run (and after connecting)")
+		fs.StringVar(&imageSize, "image-size", "4MiB", "size of the random firmware image (B, KiB, MiB, GiB)")
+		fs.IntVar(&dl.MaxDownloads, "max-downloads", 32, "the relay's firmware.max_downloads")
+		fs.StringVar(&rate, "download-rate", "0", "most bytes a second each downloader reads, e.g. 1MiB (a device's link); 0: as fast as it can")
+		fs.StringVar(&rcvbuf, "download-rcvbuf", "0", "each downloader's socket receive buffer, e.g. 16KiB (a device's TCP window); 0: the kernel's, which on loopback grows to megabytes")
+		fs.DurationVar(&dl.RequestTimeout, "request-timeout", time.Minute, "bound on one download")
+		fs.IntVar(&o.Sample, "sample", 1000, "devices that send timed heartbeats (spread over all; at most -devices)")
+		fs.DurationVar(&o.SampleInterval, "sample-interval", time.Second, "how often each sampled device sends a timed heartbeat")
+		fs.DurationVar(&o.Heartbeat, "heartbeat", 15*time.Second, "heartbeat interval of the other devices (and the relay's heartbeat_interval)")
+		fs.IntVar(&o.PerWorker, "per-worker", 10000, "devices per client worker process")
+		fs.IntVar(&o.PerSource, "per-source", 10000, "connections per source address")
+		fs.StringVar(&source, "source", "127.0.0.2", "first source address; later ones count up from it")
+		fs.IntVar(&o.Concurrency, "concurrency", 64, "handshakes in flight per worker")
+		fs.DurationVar(&o.DialTimeout, "dial-timeout", 10*time.Second, "bound on one connection's dial, upgrade and hello")
+		fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 2*time.Minute, "bound on the connect phase")
+		fs.BoolVar(&inv.json, "json", false, "print the result as JSON")
 	case "bare-server":
 		fs.StringVar(&inv.bare.listen, "listen", "127.0.0.1:0", "address to listen on; port 0 picks a free one")
 		fs.StringVar(&inv.bare.path, "path", "/ws/device", "WebSocket upgrade path")
@@ -304,7 +376,7 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 		fs.DurationVar(&inv.bare.lifetime, "max-lifetime", 0, "exit after this long (0: run until interrupted)")
 		fs.BoolVar(&inv.bare.broadcast, "broadcast", false, "send generated message frames to every device, as fast as they are written")
 	}
-	if inv.command == "relay" || inv.command == "compare" || inv.command == "deliveries" {
+	if inv.command == "relay" || inv.command == "compare" || inv.command == "deliveries" || inv.command == "downloads" {
 		fs.StringVar(&inv.relay.Bin, "relay-bin", "", "switchyard binary to start (run -c <generated plugins.yaml>)")
 		fs.IntVar(&inv.relay.ProvisionConcurrency, "provision-concurrency", 32, "admin API requests in flight")
 		fs.StringVar(&inv.relay.LogLevel, "relay-log", "warn", "log.level of relays started with -relay-bin (debug, info, warn, error)")
@@ -357,6 +429,21 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 				return nil, fmt.Errorf("-wasm-cache: %w", err)
 			}
 		}
+	case "downloads":
+		if inv.downloads.Levels, err = parseCounts(levels); err != nil {
+			return nil, fmt.Errorf("-downloaders: %w", err)
+		}
+		if inv.downloads.ImageSize, err = loadtest.ParseByteSize(imageSize); err != nil {
+			return nil, fmt.Errorf("-image-size: %w", err)
+		}
+		if inv.downloads.Rate, err = loadtest.ParseByteSize(rate); err != nil {
+			return nil, fmt.Errorf("-download-rate: %w", err)
+		}
+		n, err := loadtest.ParseByteSize(rcvbuf)
+		if err != nil || n > 64<<20 {
+			return nil, fmt.Errorf("-download-rcvbuf: %q: want a size up to 64MiB", rcvbuf)
+		}
+		inv.downloads.ReceiveBuffer = int(n)
 	default:
 		if err := o.Validate(); err != nil {
 			return nil, err
@@ -375,7 +462,7 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 		inv.relay.Bin = abs
 	}
 	switch inv.command {
-	case "compare", "deliveries":
+	case "compare", "deliveries", "downloads":
 		if inv.relay.Bin == "" && !inv.deliveries.BareOnly {
 			return nil, fmt.Errorf("%s needs -relay-bin", inv.command)
 		}
@@ -389,7 +476,7 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 			}
 		}
 	}
-	if inv.command == "relay" || inv.command == "compare" || inv.command == "deliveries" {
+	if inv.command == "relay" || inv.command == "compare" || inv.command == "deliveries" || inv.command == "downloads" {
 		if inv.relay.ProvisionConcurrency <= 0 {
 			return nil, errors.New("-provision-concurrency must be positive")
 		}
@@ -406,7 +493,22 @@ func parse(args []string, errOut io.Writer) (*invocation, error) {
 			}
 		}
 	}
+	if inv.command == "downloads" {
+		// -sample above -devices means all of them.
+		inv.opts.Sample = min(inv.opts.Sample, inv.opts.N)
+		if err := inv.downloadOptions().Validate(); err != nil {
+			return nil, err
+		}
+	}
 	return inv, nil
+}
+
+// downloadOptions are the options of a downloads run.
+func (inv *invocation) downloadOptions() loadtest.DownloadOptions {
+	d := inv.downloads
+	d.Options = inv.opts
+	d.Relay = inv.relay
+	return d
 }
 
 // deliveryOptions are the options of a delivery run at n devices.
@@ -470,6 +572,20 @@ func checkLoopbackURL(raw, scheme string) error {
 		return fmt.Errorf("%q: host must be a loopback IP address", raw)
 	}
 	return nil
+}
+
+// parseCounts reads a comma-separated list of integers that are not
+// negative.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not a whole number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // parseInts reads a comma-separated list of positive integers.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -131,6 +132,45 @@ func TestParse(t *testing.T) {
 		{name: "deliveries over one server", args: []string{"deliveries", "-bare-only", "-devices", "20000"}, wantErr: "at most 19000"},
 		{name: "deliveries zero offer", args: []string{"deliveries", "-relay-bin", "s", "-plugins", plugins, "-offer", "0"}, wantErr: "offer 0"},
 		{name: "deliveries zero window", args: []string{"deliveries", "-bare-only", "-duration", "0s"}, wantErr: "window must be positive"},
+		{
+			name: "downloads defaults",
+			args: []string{"downloads", "-relay-bin", "/bin/switchyard"},
+			check: func(t *testing.T, inv *invocation) {
+				d := inv.downloadOptions()
+				if d.N != 10000 || !slices.Equal(d.Levels, []int{0, 8, 32}) || d.Phase != 20*time.Second || d.Settle != 3*time.Second ||
+					d.ImageSize != 4<<20 || d.MaxDownloads != 32 || d.Sample != 1000 || d.SampleInterval != time.Second ||
+					d.Heartbeat != 15*time.Second || d.RequestTimeout != time.Minute || d.Relay.Bin != "/bin/switchyard" ||
+					d.Relay.ProvisionConcurrency != 32 || d.PerWorker != 10000 || d.SourceBase.String() != "127.0.0.2" || inv.json {
+					t.Fatalf("downloads defaults: %+v", d)
+				}
+			},
+		},
+		{
+			name: "downloads flags",
+			args: []string{"downloads", "-relay-bin", "s", "-devices", "200", "-downloaders", "8, 64", "-phase", "5s", "-settle", "0s",
+				"-image-size", "512KiB", "-max-downloads", "100", "-sample", "5000", "-sample-interval", "250ms", "-download-rate", "64KiB", "-json"},
+			check: func(t *testing.T, inv *invocation) {
+				d := inv.downloadOptions()
+				if d.N != 200 || !slices.Equal(d.Levels, []int{8, 64}) || d.Phase != 5*time.Second || d.Settle != 0 ||
+					d.ImageSize != 512<<10 || d.MaxDownloads != 100 || d.SampleInterval != 250*time.Millisecond || d.Rate != 64<<10 || !inv.json {
+					t.Fatalf("downloads flags: %+v", d)
+				}
+				if d.Sample != 200 {
+					t.Fatalf("-sample 5000 of 200 devices = %d, want all 200", d.Sample)
+				}
+			},
+		},
+		{name: "downloads without relay", args: []string{"downloads"}, wantErr: "downloads needs -relay-bin"},
+		{name: "downloads negative level", args: []string{"downloads", "-relay-bin", "s", "-downloaders", "8,-1"}, wantErr: `"-1" is not a whole number`},
+		{name: "downloads too many downloaders", args: []string{"downloads", "-relay-bin", "s", "-downloaders", "2000"}, wantErr: "from 0 to 1024"},
+		{name: "downloads decimal size", args: []string{"downloads", "-relay-bin", "s", "-image-size", "4MB"}, wantErr: "unknown unit"},
+		{name: "downloads huge image", args: []string{"downloads", "-relay-bin", "s", "-image-size", "1GiB"}, wantErr: "image size"},
+		{name: "downloads over one relay", args: []string{"downloads", "-relay-bin", "s", "-devices", "20000"}, wantErr: "at most 19000"},
+		{name: "downloads zero sample", args: []string{"downloads", "-relay-bin", "s", "-sample", "0"}, wantErr: "sample 0"},
+		{name: "downloads fast sample", args: []string{"downloads", "-relay-bin", "s", "-sample-interval", "10ms"}, wantErr: "sample interval"},
+		{name: "downloads too slow", args: []string{"downloads", "-relay-bin", "s", "-download-rate", "64KiB"}, wantErr: "takes 1m4s"},
+		{name: "downloads too many heartbeats", args: []string{"downloads", "-relay-bin", "s", "-sample", "10000", "-sample-interval", "100ms"}, wantErr: "more than 20000 a second"},
+		{name: "downloads zero phase", args: []string{"downloads", "-relay-bin", "s", "-phase", "0s"}, wantErr: "phase"},
 		{name: "no command", args: nil, wantErr: "no command"},
 		{name: "unknown command", args: []string{"bench"}, wantErr: `unknown command "bench"`},
 		{name: "stray argument", args: []string{"baseline", "extra"}, wantErr: "unexpected argument"},
@@ -172,7 +212,7 @@ func TestParse(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	t.Setenv("SWITCHYARD_API__OPERATOR_KEY", "syop_secret_in_env")
-	for _, args := range [][]string{{"-h"}, {"baseline", "-h"}, {"relay", "-h"}, {"deliveries", "-h"}} {
+	for _, args := range [][]string{{"-h"}, {"baseline", "-h"}, {"relay", "-h"}, {"deliveries", "-h"}, {"downloads", "-h"}} {
 		var out bytes.Buffer
 		if _, err := parse(args, &out); !errors.Is(err, flag.ErrHelp) {
 			t.Fatalf("parse(%q) error = %v, want flag.ErrHelp", args, err)
@@ -255,5 +295,67 @@ func TestDeliveriesBareEndToEnd(t *testing.T) {
 	}
 	if b.Server.Messages <= 0 || b.ServerCPU <= 0 || b.ClientCPU <= 0 {
 		t.Fatalf("server messages %.0f, cpu server %.2f clients %.2f", b.Server.Messages, b.ServerCPU, b.ClientCPU)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	got := commandLine([]string{"downloads", "-devices", "10000", "-downloaders", "0,8,32", "-relay-bin", "bin/switchyard", "-note", "it's a test", ""})
+	want := `switchyard-load downloads -devices 10000 -downloaders 0,8,32 -relay-bin bin/switchyard -note 'it'\''s a test' ''`
+	if got != want {
+		t.Fatalf("commandLine =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestDownloadsEndToEnd runs a downloads measurement for real at a small
+// scale: the relay binary (built here), this binary re-executed as the
+// client worker and the download worker, 20 devices, a baseline phase and
+// one with two downloaders of a 256 KiB image, two seconds each.
+func TestDownloadsEndToEnd(t *testing.T) {
+	relay := filepath.Join(t.TempDir(), "switchyard")
+	build := exec.Command("go", "build", "-o", relay, "../switchyard")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("build the relay: %v", err)
+	}
+	self := loadtest.Command{Path: os.Args[0], Env: []string{asMain + "=1"}}
+	var stdout, stderr bytes.Buffer
+	args := []string{"downloads", "-devices", "20", "-sample", "10", "-sample-interval", "200ms", "-downloaders", "2",
+		"-phase", "2s", "-settle", "500ms", "-image-size", "256KiB", "-per-source", "8", "-relay-bin", relay,
+		"-dial-timeout", "5s", "-connect-timeout", "20s", "-json"}
+	code := run(t.Context(), args, self, nil, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	var res loadtest.DownloadRun
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("result is not JSON: %v\n%s", err, stdout.String())
+	}
+	if res.Connected != 20 || res.Failed != 0 || len(res.SHA256) != 64 || res.ImageSize != 256<<10 || len(res.Phases) != 2 {
+		t.Fatalf("connected %d, failed %d, sha256 %q, size %d, %d phases; want 20, 0, a sum, 256 KiB, 2",
+			res.Connected, res.Failed, res.SHA256, res.ImageSize, len(res.Phases))
+	}
+	for _, ph := range res.Phases {
+		h := ph.Heartbeat
+		// 10 devices, one timed heartbeat every 200 ms, for 2 s.
+		if ph.Sample != 10 || h.Sent < 60 || h.Answered != h.Sent || h.Lost != 0 || h.P50 <= 0 || h.Max < h.P99 || h.P99 < h.P50 {
+			t.Fatalf("%d downloaders: sample %d, heartbeats %+v", ph.Downloaders, ph.Sample, h)
+		}
+		if ph.Open != 20 || len(ph.Disconnects) != 0 || ph.RSSMedian <= 0 || ph.RSSMax < ph.RSSMedian || ph.Window < 1900*time.Millisecond {
+			t.Fatalf("%d downloaders: open %d, disconnects %v, rss %d/%d, window %s", ph.Downloaders, ph.Open, ph.Disconnects, ph.RSSMedian, ph.RSSMax, ph.Window)
+		}
+	}
+	base, busy := res.Phases[0], res.Phases[1]
+	if base.Downloaders != 0 || base.Completed != 0 || base.RelayBytes != 0 || base.ActiveMax != 0 {
+		t.Fatalf("baseline: %+v", base)
+	}
+	if busy.Downloaders != 2 || busy.Completed == 0 || busy.MBPerSecond <= 0 || busy.Refused != 0 || len(busy.Failures) != 0 ||
+		busy.Dials > 1 || busy.RelayResults["complete"] < float64(busy.Completed)-2 || busy.RelayCPU <= 0 || busy.LoaderCores <= 0 || busy.ActiveMax > 2 {
+		t.Fatalf("2 downloaders: completed %d, %.1f MB/s, refused %d, failures %v, dials %d, relay results %v, relay cpu %.2f s, downloaders %.2f cores",
+			busy.Completed, busy.MBPerSecond, busy.Refused, busy.Failures, busy.Dials, busy.RelayResults, busy.RelayCPU, busy.LoaderCores)
+	}
+	// What the relay handed out and what the downloaders received agree,
+	// give or take what moved between the two readings at each end.
+	if got, want := busy.RelayBytes, float64(busy.Bytes); math.Abs(got-want) > max(4*float64(res.ImageSize), 0.05*want) {
+		t.Fatalf("relay handed %.0f bytes, downloaders received %.0f", got, want)
 	}
 }
