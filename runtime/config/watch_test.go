@@ -67,3 +67,52 @@ func TestWatchMissingFolder(t *testing.T) {
 		t.Fatal("watching a file in a folder that does not exist succeeded")
 	}
 }
+
+// A Kubernetes ConfigMap volume updates a file by swapping a symbolic
+// link: plugins.yaml → ..data/plugins.yaml, and ..data is renamed to point at
+// a new timestamped folder. The swap is a change; files written beside it
+// that leave the link alone are not.
+func TestWatchConfigMapSwap(t *testing.T) {
+	dir := t.TempDir()
+	version := func(name, text string) {
+		t.Helper()
+		os.Mkdir(filepath.Join(dir, name), 0o700)
+		if err := os.WriteFile(filepath.Join(dir, name, "plugins.yaml"), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..2026_01_01_a", "a: 1\n")
+	if err := os.Symlink("..2026_01_01_a", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..data/plugins.yaml", filepath.Join(dir, "plugins.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	if err := Watch(t.Context(), filepath.Join(dir, "plugins.yaml"), 20*time.Millisecond, func() { calls.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "unrelated"), []byte("x"), 0o600)
+	time.Sleep(100 * time.Millisecond)
+	if calls.Load() != 0 {
+		t.Fatal("a file beside the link counted as a change")
+	}
+	// What the kubelet's atomic writer does.
+	version("..2026_01_02_b", "a: 2\n")
+	if err := os.Symlink("..2026_01_02_b", filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(dir, "..2026_01_01_a"))
+	for deadline := time.Now().Add(5 * time.Second); calls.Load() < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the ConfigMap's swap was not noticed")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := calls.Load(); got != 1 {
+		t.Errorf("one swap made %d calls", got)
+	}
+}
