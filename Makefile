@@ -9,7 +9,7 @@ FUZZTIME ?= 5s
 # (built-in plugins beside them are native Go and not vetted for wasip1).
 WASM_PLUGINS := $(foreach d,$(wildcard plugins/*/*/wasm examples/*/wasm),./$(patsubst %/wasm,%,$(d)) ./$(d))
 
-.PHONY: run build plugins examples conform test unit fuzz lint bench load clean dgraph-bin dgraph-up dgraph-down mosquitto-bin
+.PHONY: run build plugins examples conform test unit fuzz lint bench load clean dgraph-bin dgraph-up dgraph-down mosquitto-bin k8s-check
 
 ## run: build the relay and the shipped plugins, start Switchyard with plugins.yaml
 run: build plugins
@@ -34,8 +34,8 @@ conform: build plugins examples
 	# A 1 s deadline per call: the table is about behaviour, and CI shares two cores.
 	$(BIN)/switchyard conform -call-timeout 1s examples/* plugins/*/*
 
-## test: lint, every test under -race (Dgraph tests on a real server), the conformance table, then a short run of every fuzz target
-test: lint unit conform fuzz
+## test: lint, the Kubernetes manifests (k8s-check), every test under -race (Dgraph tests on a real server), the conformance table, then a short run of every fuzz target
+test: lint k8s-check unit conform fuzz deploy-check
 
 # The Dgraph and MQTT tests start their own servers (scripts/dgraph.sh,
 # plugins/mosquittotest); here they must not be skipped.
@@ -45,6 +45,14 @@ unit: dgraph-bin mosquitto-bin examples
 	# race detector's shadow memory hides: once more without it.
 	$(GO) test -count=1 -run '^TestHostileModules$$' ./runtime/host/wasm
 	cd sdk && $(GO) test -race -count=1 ./...
+
+## k8s-check: the Kubernetes manifests, offline: render deploy/k8s with kustomize in process, decode every
+## object strictly into its k8s.io/api type, check the rules types cannot (switchyard validate on the
+## ConfigMap's plugins.yaml among them), and the checker's tests on broken manifests (deploy/k8s/check)
+k8s-check: build
+	cd deploy/k8s/check && $(GO) vet ./... && \
+	  SWITCHYARD_BIN=$(CURDIR)/$(BIN)/switchyard $(GO) test -count=1 ./... && \
+	  $(GO) run . -switchyard $(CURDIR)/$(BIN)/switchyard
 
 ## dgraph-bin: build the pinned Dgraph v25 server into ~/.cache/switchyard when missing
 dgraph-bin:
@@ -80,6 +88,29 @@ bench:
 ## load: idle-connection memory, relay vs bare nbio, at 1k/10k/19k (see docs/BENCHMARKS.md)
 load: build
 	$(BIN)/switchyard-load compare -n 1000,10000,19000 -hold 20s -relay-bin $(BIN)/switchyard
+
+.PHONY: cross image deploy-check
+CROSS_ARCHS ?= amd64 arm64
+IMAGE       ?= switchyard:$(VERSION)
+
+## cross: static Linux relays bin/linux-<arch>/switchyard for amd64 and arm64 (CROSS_ARCHS), and the WASM plugins once into bin/plugins
+cross: plugins
+	@for arch in $(CROSS_ARCHS); do \
+	  echo "cross: $(BIN)/linux-$$arch/switchyard"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+	    -o $(BIN)/linux-$$arch/switchyard ./runtime/cmd/switchyard || exit 1; \
+	done
+
+## image: the container image for linux/amd64 and linux/arm64 (needs Docker with buildx; IMAGE_FLAGS=--push to publish; not part of make test)
+image:
+	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(VERSION) $(IMAGE_FLAGS) -f deploy/Dockerfile -t $(IMAGE) .
+
+## deploy-check: deploy/ without a container engine: the Dockerfile (lint, image config, its build stage run here), .dockerignore, compose files (compose-spec schema, cross-references, services run on the host), the systemd unit, an arm64 cross build
+deploy-check: build plugins dgraph-bin mosquitto-bin
+	$(MAKE) --no-print-directory cross CROSS_ARCHS=arm64
+	./scripts/apt-need.sh systemd jq curl
+	cd deploy/compose/check && $(GO) vet ./... && \
+	  DEPLOYCHECK_REQUIRE=1 DEPLOYCHECK_VERSION=$(VERSION) $(GO) test -count=1 -timeout 10m ./...
 
 clean:
 	rm -rf $(BIN)
