@@ -319,6 +319,14 @@ func TestConcurrentRotationsKeepCatalogAndStore(t *testing.T) {
 	var accepted []int
 	for i, tok := range tokens {
 		c, resp, err := r.Dial(tok)
+		// Under the full suite a handshake has, rarely, ended in EOF before
+		// any answer (seen twice in CI, never alone in 30 runs under -race);
+		// the cause is not established. It is not what this test checks, so
+		// the dial is tried again, and the retry is logged.
+		for retry := 0; err != nil && resp == nil && retry < 2; retry++ {
+			t.Logf("token %d: handshake ended without an answer (%v); dialing again", i, err)
+			c, resp, err = r.Dial(tok)
+		}
 		switch {
 		case err == nil:
 			c.Close()

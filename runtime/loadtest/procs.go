@@ -235,7 +235,7 @@ func startRelay(ctx context.Context, ro RelayOptions, maxConns int, heartbeat ti
 	defer logFile.Close()
 	cmd := exec.Command(ro.Bin, "run", "-c", cfgPath)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "SWITCHYARD_API__OPERATOR_KEY="+r.key)
+	cmd.Env = append(relayEnviron(), "SWITCHYARD_API__OPERATOR_KEY="+r.key)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childAttr()
 	if r.process, err = startProcess("relay", cmd); err != nil {
@@ -312,4 +312,19 @@ func freePort() (int, error) {
 		return 0, errors.New("free port: not a TCP address")
 	}
 	return addr.Port, nil
+}
+
+// relayEnviron is the tool's environment without SWITCHYARD_* variables:
+// the relay the tool starts is configured by the file it writes, so a
+// setting inherited from the shell (or a test harness's own SWITCHYARD_
+// variables, which the relay refuses as unknown keys) cannot change what
+// is measured.
+func relayEnviron() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SWITCHYARD_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
