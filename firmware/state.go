@@ -3,6 +3,7 @@ package firmware
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"time"
 
@@ -181,14 +182,7 @@ func (d *device) record(e graph.FirmwareEvent) {
 }
 
 // rank orders the statuses of an offer in progress.
-func rank(status string) int {
-	for i, s := range graph.FirmwareStatuses {
-		if s == status {
-			return i
-		}
-	}
-	return -1
-}
+func rank(status string) int { return slices.Index(graph.FirmwareStatuses, status) }
 
 // sameVersion compares versions by SemVer precedence, or as text when one
 // does not parse.
